@@ -1,0 +1,134 @@
+//! Reaching the cluster and making sure a topic exists.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{Client, ClientContext, DefaultClientContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::metadata::Metadata;
+
+use super::config::KafkaConfig;
+use super::embedded;
+use crate::error::{Error, Result};
+use crate::runtime::block_on;
+
+/// How a missing topic is handled.
+#[derive(Clone, Debug)]
+pub struct TopicSpec {
+    /// Create it if missing.
+    pub create: bool,
+    /// Partitions of a created topic.
+    pub partitions: i32,
+    /// Replication factor of a created topic.
+    pub replication_factor: i32,
+}
+
+impl Default for TopicSpec {
+    fn default() -> Self {
+        TopicSpec { create: true, partitions: 4, replication_factor: 1 }
+    }
+}
+
+/// Metadata for `topic` (or all topics), or a clear error if no broker
+/// answers within the configured timeout.
+pub fn fetch_metadata<C: ClientContext>(
+    client: &Client<C>,
+    cfg: &KafkaConfig,
+    topic: Option<&str>,
+) -> Result<Metadata> {
+    client
+        .fetch_metadata(topic, cfg.connect_timeout)
+        .map_err(|e| Error::BrokerUnreachable {
+            servers: cfg.bootstrap_servers.clone(),
+            timeout: cfg.connect_timeout,
+            detail: e.to_string(),
+        })
+}
+
+/// Partition count of `topic`, or `None` if the cluster does not know it.
+pub fn partition_count<C: ClientContext>(
+    client: &Client<C>,
+    cfg: &KafkaConfig,
+    topic: &str,
+) -> Result<Option<usize>> {
+    let md = fetch_metadata(client, cfg, Some(topic))?;
+    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+        return Ok(None);
+    };
+    match t.error() {
+        None if !t.partitions().is_empty() => Ok(Some(t.partitions().len())),
+        None => Ok(None),
+        Some(code) => match RDKafkaErrorCode::from(code) {
+            RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic => Ok(None),
+            RDKafkaErrorCode::LeaderNotAvailable => Ok(None),
+            other => Err(Error::Kafka(format!("metadata for topic '{topic}': {other}"))),
+        },
+    }
+}
+
+/// Make sure `topic` exists (creating it if `spec.create`); returns its
+/// partition count.
+pub fn ensure_topic<C: ClientContext>(
+    client: &Client<C>,
+    cfg: &KafkaConfig,
+    topic: &str,
+    spec: &TopicSpec,
+) -> Result<usize> {
+    if let Some(n) = partition_count(client, cfg, topic)? {
+        return Ok(n);
+    }
+    if !spec.create {
+        return Err(Error::TopicNotFound {
+            topic: topic.to_string(),
+            servers: cfg.bootstrap_servers.clone(),
+        });
+    }
+    create_topic(cfg, topic, spec)?;
+    // Metadata lags creation on some brokers: wait until it shows.
+    let deadline = Instant::now() + cfg.connect_timeout;
+    loop {
+        if let Some(n) = partition_count(client, cfg, topic)? {
+            return Ok(n);
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Kafka(format!(
+                "topic '{topic}' was created but did not appear in the metadata within {:.1} s",
+                cfg.connect_timeout.as_secs_f64()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Create `topic` with the admin API (or the embedded cluster's own call).
+pub fn create_topic(cfg: &KafkaConfig, topic: &str, spec: &TopicSpec) -> Result<()> {
+    if spec.partitions < 1 {
+        return Err(Error::InvalidArgument(format!(
+            "partitions must be at least 1, got {}",
+            spec.partitions
+        )));
+    }
+    if let Some(result) = embedded::create_topic(&cfg.bootstrap_servers, topic, spec.partitions) {
+        return result;
+    }
+    let admin: AdminClient<DefaultClientContext> = cfg.client_config(&[]).create()?;
+    let new = NewTopic::new(topic, spec.partitions, TopicReplication::Fixed(spec.replication_factor));
+    let opts = AdminOptions::new().operation_timeout(Some(cfg.connect_timeout));
+    let results = block_on(admin.create_topics([&new], &opts)).map_err(|e| match e {
+        KafkaError::AdminOp(RDKafkaErrorCode::OperationTimedOut) => Error::BrokerUnreachable {
+            servers: cfg.bootstrap_servers.clone(),
+            timeout: cfg.connect_timeout,
+            detail: "creating the topic timed out".into(),
+        },
+        other => Error::from(other),
+    })?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(Error::Kafka(format!("could not create topic '{name}': {code}")))
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! An in-process Kafka cluster: librdkafka's mock cluster.
+//!
+//! It speaks the Kafka protocol on a loopback port, so any client in the
+//! process (or outside it) can use it, but it is a test double: no
+//! CreateTopics API (kafkalake creates topics through the mock's own call,
+//! which [`create_topic`] routes to), and each partition keeps only its last
+//! 100,000 messages or 5 MiB, whichever is smaller; older messages are gone.
+//! Good for demos and notebooks; integration tests use a real broker.
+//!
+//! The mock cluster's handle cannot move between threads, so it lives on a
+//! thread of its own that takes commands over a channel.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
+
+use rdkafka::mocking::MockCluster;
+
+use crate::error::{Error, Result};
+
+/// Messages a mock partition keeps.
+pub const RETENTION_MESSAGES: u64 = 100_000;
+/// Bytes a mock partition keeps.
+pub const RETENTION_BYTES: u64 = 5 * 1024 * 1024;
+
+enum Command {
+    CreateTopic(String, i32, Sender<Result<()>>),
+    Stop,
+}
+
+/// Running clusters of this process, by bootstrap servers.
+fn registry() -> &'static Mutex<HashMap<String, Sender<Command>>> {
+    static REG: OnceLock<Mutex<HashMap<String, Sender<Command>>>> = OnceLock::new();
+    REG.get_or_init(Default::default)
+}
+
+/// If `bootstrap_servers` is an embedded cluster of this process, create the
+/// topic there and return the outcome; otherwise `None`.
+pub fn create_topic(bootstrap_servers: &str, topic: &str, partitions: i32) -> Option<Result<()>> {
+    let tx = registry().lock().ok()?.get(bootstrap_servers)?.clone();
+    let (reply, rx) = channel();
+    if tx.send(Command::CreateTopic(topic.to_string(), partitions, reply)).is_err() {
+        return Some(Err(Error::Kafka("the embedded Kafka cluster has stopped".into())));
+    }
+    Some(rx.recv().unwrap_or_else(|_| Err(Error::Kafka("the embedded Kafka cluster has stopped".into()))))
+}
+
+/// A running embedded cluster; stops when dropped.
+pub struct EmbeddedCluster {
+    bootstrap_servers: String,
+    tx: Sender<Command>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EmbeddedCluster {
+    /// Start a cluster of `brokers` brokers.
+    pub fn start(brokers: i32) -> Result<Self> {
+        if brokers < 1 {
+            return Err(Error::InvalidArgument(format!("brokers must be at least 1, got {brokers}")));
+        }
+        let (tx, rx) = channel::<Command>();
+        let (ready_tx, ready_rx) = channel::<Result<String>>();
+        let thread = std::thread::Builder::new()
+            .name("kafkalake-embedded".into())
+            .spawn(move || {
+                let cluster = match MockCluster::new(brokers) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(Error::Kafka(format!(
+                            "could not start the embedded Kafka cluster: {e}"
+                        ))));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
+                while let Ok(cmd) = rx.recv() {
+                    match cmd {
+                        Command::CreateTopic(topic, partitions, reply) => {
+                            let r = cluster
+                                .create_topic(&topic, partitions, 1)
+                                .map_err(|e| Error::Kafka(format!("could not create topic '{topic}': {e}")));
+                            let _ = reply.send(r);
+                        }
+                        Command::Stop => break,
+                    }
+                }
+            })?;
+        let bootstrap_servers = ready_rx
+            .recv()
+            .map_err(|_| Error::Kafka("the embedded Kafka cluster failed to start".into()))??;
+        registry()
+            .lock()
+            .expect("registry lock")
+            .insert(bootstrap_servers.clone(), tx.clone());
+        Ok(EmbeddedCluster { bootstrap_servers, tx, thread: Some(thread) })
+    }
+
+    /// `host:port,…` of the brokers.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap_servers
+    }
+
+    /// Create a topic (replication 1).
+    pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+        if partitions < 1 {
+            return Err(Error::InvalidArgument(format!("partitions must be at least 1, got {partitions}")));
+        }
+        create_topic(&self.bootstrap_servers, topic, partitions)
+            .unwrap_or_else(|| Err(Error::Kafka("the embedded Kafka cluster has stopped".into())))
+    }
+
+    /// Stop the cluster; idempotent.
+    pub fn stop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            if let Ok(mut reg) = registry().lock() {
+                reg.remove(&self.bootstrap_servers);
+            }
+            let _ = self.tx.send(Command::Stop);
+            let _ = t.join();
+        }
+    }
+
+    /// Whether the cluster is running.
+    pub fn is_running(&self) -> bool {
+        self.thread.is_some()
+    }
+}
+
+impl Drop for EmbeddedCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,14 @@
+//! kafkalake's engine: synthetic event streams, a rate-controlled Kafka
+//! producer and an embedded Kafka cluster, driven from Python through the
+//! binding layer in [`python`] (feature `python`), or from Rust directly.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod generate;
+pub mod kafka;
+pub mod runtime;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::{Error, Result};

@@ -1,0 +1,21 @@
+//! The binding layer: raw classes and functions that the typed Python package
+//! (`python/kafkalake/`) wraps. pyo3 appears only below this module.
+
+mod embedded;
+mod errors;
+mod generate;
+mod producer;
+
+use pyo3::prelude::*;
+
+/// The `kafkalake._kafkalake` extension module: registration only.
+#[pymodule]
+fn _kafkalake(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(generate::generate, m)?)?;
+    m.add_function(wrap_pyfunction!(generate::profile_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(generate::profiles, m)?)?;
+    m.add_class::<producer::RawProduceJob>()?;
+    m.add_class::<embedded::RawEmbeddedKafka>()?;
+    Ok(())
+}

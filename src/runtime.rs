@@ -1,0 +1,35 @@
+//! The one tokio runtime of the process, for librdkafka's async admin calls
+//! (and later the object-store I/O). Created on first use; a forked child
+//! gets a clear panic instead of a deadlock on the parent's threads.
+
+use std::future::Future;
+use std::sync::OnceLock;
+
+use tokio::runtime::Runtime;
+
+static RUNTIME: OnceLock<(u32, Runtime)> = OnceLock::new();
+
+/// The shared runtime.
+pub fn runtime() -> &'static Runtime {
+    let (pid, rt) = RUNTIME.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("kafkalake-io")
+            .enable_all()
+            .build()
+            .expect("kafkalake could not start its tokio runtime");
+        (std::process::id(), rt)
+    });
+    assert_eq!(
+        *pid,
+        std::process::id(),
+        "kafkalake was used before this process forked; its runtime cannot cross a fork. \
+         Use the 'spawn' multiprocessing start method, or import kafkalake only in the child"
+    );
+    rt
+}
+
+/// Run `fut` to completion on the shared runtime from a non-async thread.
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    runtime().block_on(fut)
+}
