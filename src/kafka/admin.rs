@@ -12,20 +12,25 @@ use super::embedded;
 use crate::error::{Error, Result};
 use crate::runtime::block_on;
 
+/// Partitions of a topic kafkalake creates on a real cluster unless told
+/// otherwise (seed 001's layout).
+pub const DEFAULT_PARTITIONS: i32 = 4;
+
 /// How a missing topic is handled.
 #[derive(Clone, Debug)]
 pub struct TopicSpec {
     /// Create it if missing.
     pub create: bool,
-    /// Partitions of a created topic.
-    pub partitions: i32,
+    /// Partitions of a created topic; `None` takes the embedded cluster's
+    /// default, or [`DEFAULT_PARTITIONS`] on a real cluster.
+    pub partitions: Option<i32>,
     /// Replication factor of a created topic.
     pub replication_factor: i32,
 }
 
 impl Default for TopicSpec {
     fn default() -> Self {
-        TopicSpec { create: true, partitions: 4, replication_factor: 1 }
+        TopicSpec { create: true, partitions: None, replication_factor: 1 }
     }
 }
 
@@ -102,17 +107,15 @@ pub fn ensure_topic<C: ClientContext>(
 
 /// Create `topic` with the admin API (or the embedded cluster's own call).
 pub fn create_topic(cfg: &KafkaConfig, topic: &str, spec: &TopicSpec) -> Result<()> {
-    if spec.partitions < 1 {
-        return Err(Error::InvalidArgument(format!(
-            "partitions must be at least 1, got {}",
-            spec.partitions
-        )));
+    if let Some(p) = spec.partitions.filter(|p| *p < 1) {
+        return Err(Error::InvalidArgument(format!("partitions must be at least 1, got {p}")));
     }
     if let Some(result) = embedded::create_topic(&cfg.bootstrap_servers, topic, spec.partitions) {
         return result;
     }
     let admin: AdminClient<DefaultClientContext> = cfg.client_config(&[]).create()?;
-    let new = NewTopic::new(topic, spec.partitions, TopicReplication::Fixed(spec.replication_factor));
+    let partitions = spec.partitions.unwrap_or(DEFAULT_PARTITIONS);
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(spec.replication_factor));
     let opts = AdminOptions::new().operation_timeout(Some(cfg.connect_timeout));
     let results = block_on(admin.create_topics([&new], &opts)).map_err(|e| match e {
         KafkaError::AdminOp(RDKafkaErrorCode::OperationTimedOut) => Error::BrokerUnreachable {

@@ -25,7 +25,7 @@ pub const RETENTION_MESSAGES: u64 = 100_000;
 pub const RETENTION_BYTES: u64 = 5 * 1024 * 1024;
 
 enum Command {
-    CreateTopic(String, i32, Sender<Result<()>>),
+    CreateTopic(String, Option<i32>, Sender<Result<()>>),
     Stop,
 }
 
@@ -37,7 +37,12 @@ fn registry() -> &'static Mutex<HashMap<String, Sender<Command>>> {
 
 /// If `bootstrap_servers` is an embedded cluster of this process, create the
 /// topic there and return the outcome; otherwise `None`.
-pub fn create_topic(bootstrap_servers: &str, topic: &str, partitions: i32) -> Option<Result<()>> {
+/// `None` partitions take the cluster's default.
+pub fn create_topic(
+    bootstrap_servers: &str,
+    topic: &str,
+    partitions: Option<i32>,
+) -> Option<Result<()>> {
     let tx = registry().lock().ok()?.get(bootstrap_servers)?.clone();
     let (reply, rx) = channel();
     if tx.send(Command::CreateTopic(topic.to_string(), partitions, reply)).is_err() {
@@ -54,16 +59,23 @@ pub struct EmbeddedCluster {
 }
 
 impl EmbeddedCluster {
-    /// Start a cluster of `brokers` brokers.
-    pub fn start(brokers: i32) -> Result<Self> {
+    /// Start a cluster of `brokers` brokers whose topics have `partitions`
+    /// partitions unless created with another count.
+    pub fn start(brokers: i32, partitions: i32) -> Result<Self> {
         if brokers < 1 {
             return Err(Error::InvalidArgument(format!("brokers must be at least 1, got {brokers}")));
+        }
+        if partitions < 1 {
+            return Err(Error::InvalidArgument(format!(
+                "partitions must be at least 1, got {partitions}"
+            )));
         }
         let (tx, rx) = channel::<Command>();
         let (ready_tx, ready_rx) = channel::<Result<String>>();
         let thread = std::thread::Builder::new()
             .name("kafkalake-embedded".into())
             .spawn(move || {
+                let default_partitions = partitions;
                 let cluster = match MockCluster::new(brokers) {
                     Ok(c) => c,
                     Err(e) => {
@@ -78,7 +90,7 @@ impl EmbeddedCluster {
                     match cmd {
                         Command::CreateTopic(topic, partitions, reply) => {
                             let r = cluster
-                                .create_topic(&topic, partitions, 1)
+                                .create_topic(&topic, partitions.unwrap_or(default_partitions), 1)
                                 .map_err(|e| Error::Kafka(format!("could not create topic '{topic}': {e}")));
                             let _ = reply.send(r);
                         }
@@ -101,10 +113,10 @@ impl EmbeddedCluster {
         &self.bootstrap_servers
     }
 
-    /// Create a topic (replication 1).
-    pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
-        if partitions < 1 {
-            return Err(Error::InvalidArgument(format!("partitions must be at least 1, got {partitions}")));
+    /// Create a topic (replication 1); `None` partitions take the default.
+    pub fn create_topic(&self, topic: &str, partitions: Option<i32>) -> Result<()> {
+        if let Some(p) = partitions.filter(|p| *p < 1) {
+            return Err(Error::InvalidArgument(format!("partitions must be at least 1, got {p}")));
         }
         create_topic(&self.bootstrap_servers, topic, partitions)
             .unwrap_or_else(|| Err(Error::Kafka("the embedded Kafka cluster has stopped".into())))

@@ -21,6 +21,9 @@ use super::messages::MessageSource;
 use crate::error::{Error, Result};
 use crate::generate::rate::RateLimiter;
 
+/// How long a cancelled run waits for outstanding deliveries.
+const CANCEL_GRACE: Duration = Duration::from_secs(3);
+
 /// Compression codecs librdkafka offers.
 pub const COMPRESSIONS: &[&str] = &["none", "gzip", "snappy", "lz4", "zstd"];
 
@@ -308,7 +311,13 @@ fn run(
 
     // Deliver what was handed over; what cannot be delivered in time is
     // purged, which reports it as failed rather than losing count of it.
-    if producer.flush(opts.flush_timeout).is_err() {
+    let flush_timeout = if state.cancel.load(Ordering::Relaxed) {
+        // Stopping on request: give deliveries a short grace, not the full timeout.
+        opts.flush_timeout.min(CANCEL_GRACE)
+    } else {
+        opts.flush_timeout
+    };
+    if producer.flush(flush_timeout).is_err() {
         producer.purge(PurgeConfig::default().queue().inflight());
         let _ = producer.flush(Duration::from_secs(5));
     }

@@ -17,10 +17,10 @@ pub struct RawEmbeddedKafka {
 
 #[pymethods]
 impl RawEmbeddedKafka {
-    /// Start a cluster with `brokers` brokers.
+    /// Start a cluster with `brokers` brokers and `partitions` partitions per topic by default.
     #[new]
-    fn new(py: Python<'_>, brokers: i32) -> PyResult<Self> {
-        let cluster = py.detach(|| EmbeddedCluster::start(brokers)).py()?;
+    fn new(py: Python<'_>, brokers: i32, partitions: i32) -> PyResult<Self> {
+        let cluster = py.detach(|| EmbeddedCluster::start(brokers, partitions)).py()?;
         Ok(RawEmbeddedKafka { servers: cluster.bootstrap_servers().to_string(), cluster: Mutex::new(cluster) })
     }
 
@@ -31,7 +31,8 @@ impl RawEmbeddedKafka {
     }
 
     /// Create a topic.
-    fn create_topic(&self, py: Python<'_>, topic: &str, partitions: i32) -> PyResult<()> {
+    #[pyo3(signature = (topic, partitions=None))]
+    fn create_topic(&self, py: Python<'_>, topic: &str, partitions: Option<i32>) -> PyResult<()> {
         let guard = self.cluster.lock().map_err(|_| PyRuntimeError::new_err("lock poisoned"))?;
         if !guard.is_running() {
             return Err(PyRuntimeError::new_err("the embedded Kafka cluster is stopped"));
@@ -42,7 +43,8 @@ impl RawEmbeddedKafka {
     /// Stop the cluster; idempotent.
     fn stop(&self, py: Python<'_>) {
         if let Ok(mut c) = self.cluster.lock() {
-            py.detach(|| c.stop());
+            let cluster: &mut EmbeddedCluster = &mut c;
+            py.detach(|| cluster.stop());
         }
     }
 

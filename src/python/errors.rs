@@ -22,7 +22,7 @@ fn class_name(e: &Error) -> &'static str {
 }
 
 /// The Python exception instance for `e` (not raised).
-pub fn to_exception(py: Python<'_>, e: &Error) -> PyResult<Bound<'_, PyAny>> {
+pub fn to_exception<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyAny>> {
     let module = py.import("kafkalake.exceptions")?;
     let cls = module.getattr(class_name(e))?;
     cls.call1(PyTuple::new(py, [e.to_string()])?)

@@ -2,10 +2,11 @@
 //! PyCapsule interface without a copy.
 
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 use pyo3_arrow::{PySchema, PyTable};
 
 use super::errors::IntoPyResult;
-use crate::generate::{self, message_batch, message_schema, GeneratorOptions, KeyChoice};
+use crate::generate::{message_batch, message_schema, new_source, GeneratorOptions, KeyChoice, PROFILES};
 
 /// Build [`GeneratorOptions`] from the keyword arguments shared by
 /// `generate()` and the producer.
@@ -43,14 +44,36 @@ pub fn options(
 /// Names of the built-in profiles.
 #[pyfunction]
 pub fn profiles() -> Vec<&'static str> {
-    generate::PROFILES.to_vec()
+    PROFILES.to_vec()
 }
 
 /// The Arrow schema of a profile's typed output.
 #[pyfunction]
 pub fn profile_schema(profile: &str) -> PyResult<PySchema> {
-    let src = generate::new_source(profile, GeneratorOptions::default()).py()?;
+    let src = new_source(profile, GeneratorOptions::default()).py()?;
     Ok(PySchema::new(src.schema()))
+}
+
+/// The first `n` messages of `profile` as `(key, value)` byte pairs: for
+/// samples and small displays only (one Python object per message).
+#[pyfunction]
+#[pyo3(signature = (profile, n, *, seed=0))]
+pub fn sample_messages(
+    py: Python<'_>,
+    profile: &str,
+    n: usize,
+    seed: u64,
+) -> PyResult<Vec<(Option<Py<PyBytes>>, Py<PyBytes>)>> {
+    let mut src =
+        new_source(profile, GeneratorOptions { seed, ..Default::default() }).py()?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (mut k, mut v) = (Vec::new(), Vec::new());
+        let has_key = src.next_message(&mut k, &mut v);
+        let key = has_key.then(|| PyBytes::new(py, &k).unbind());
+        out.push((key, PyBytes::new(py, &v).unbind()));
+    }
+    Ok(out)
 }
 
 /// Generate `n` events of `profile` as an Arrow table (typed columns, or
@@ -82,7 +105,7 @@ pub fn generate(
         seed, start_time_us, event_interval_s, duplicate_ratio, late_ratio, max_lateness_s,
         malformed_ratio, key_field, no_key, devices,
     );
-    let mut src = generate::new_source(profile, opts).py()?;
+    let mut src = new_source(profile, opts).py()?;
     let batch_size = batch_size.max(1);
     let schema = if as_messages { message_schema() } else { src.schema() };
     let batches = py

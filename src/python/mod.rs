@@ -15,6 +15,7 @@ fn _kafkalake(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(generate::generate, m)?)?;
     m.add_function(wrap_pyfunction!(generate::profile_schema, m)?)?;
     m.add_function(wrap_pyfunction!(generate::profiles, m)?)?;
+    m.add_function(wrap_pyfunction!(generate::sample_messages, m)?)?;
     m.add_class::<producer::RawProduceJob>()?;
     m.add_class::<embedded::RawEmbeddedKafka>()?;
     Ok(())

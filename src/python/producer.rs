@@ -16,7 +16,7 @@ use pyo3_arrow::input::AnyRecordBatch;
 use super::errors::{to_exception, IntoPyResult};
 use super::generate::options;
 use crate::error::{Error, Result};
-use crate::generate;
+use crate::generate::new_source;
 use crate::kafka::admin::TopicSpec;
 use crate::kafka::config::KafkaConfig;
 use crate::kafka::messages::{ArrowRows, MessageSource};
@@ -48,7 +48,7 @@ fn produce_options(
     config: HashMap<String, String>,
     connect_timeout_s: f64,
     create_topic: bool,
-    partitions: i32,
+    partitions: Option<i32>,
     replication_factor: i32,
     count: Option<u64>,
     duration_s: Option<f64>,
@@ -124,7 +124,7 @@ impl RawProduceJob {
         config: HashMap<String, String>,
         connect_timeout_s: f64,
         create_topic: bool,
-        partitions: i32,
+        partitions: Option<i32>,
         replication_factor: i32,
         count: Option<u64>,
         duration_s: Option<f64>,
@@ -151,7 +151,7 @@ impl RawProduceJob {
             seed, start_time_us, event_interval_s, duplicate_ratio, late_ratio, max_lateness_s,
             malformed_ratio, key_field, no_key, devices,
         );
-        let source = generate::new_source(profile, gen_opts).py()?;
+        let source = new_source(profile, gen_opts).py()?;
         Ok(Self::new(opts, Box::new(source)))
     }
 
@@ -169,7 +169,7 @@ impl RawProduceJob {
         config: HashMap<String, String>,
         connect_timeout_s: f64,
         create_topic: bool,
-        partitions: i32,
+        partitions: Option<i32>,
         replication_factor: i32,
         rate: Option<f64>,
         idempotent: bool,

@@ -1,0 +1,33 @@
+"""kafkalake: realistic event streams through Kafka, from Python, with a Rust engine.
+
+Quick start::
+
+    import kafkalake, pyarrow as pa
+
+    table = pa.table(kafkalake.generate("iot", 10_000, seed=42))
+    with kafkalake.EmbeddedKafka() as kafka:
+        report = kafkalake.produce("iot", "telemetry", count=50_000, rate=10_000,
+                                   bootstrap_servers=kafka.bootstrap_servers)
+    print(report)
+"""
+
+from kafkalake import exceptions
+from kafkalake._kafkalake import __version__
+from kafkalake.embedded import EmbeddedKafka
+from kafkalake.generate import PROFILES, Profile, generate, profile_schema, sample
+from kafkalake.producer import Compression, ProduceReport, produce, produce_arrow
+
+__all__ = [
+    "PROFILES",
+    "Compression",
+    "EmbeddedKafka",
+    "ProduceReport",
+    "Profile",
+    "__version__",
+    "exceptions",
+    "generate",
+    "produce",
+    "produce_arrow",
+    "profile_schema",
+    "sample",
+]

@@ -1,0 +1,91 @@
+# Stubs of the Rust extension module; checked against it by mypy.stubtest.
+from typing import Any
+
+from kafkalake._arrow import ArrowSchemaExportable, ArrowStreamExportable
+
+__version__: str
+
+def profiles() -> list[str]: ...
+def profile_schema(profile: str) -> ArrowSchemaExportable: ...
+def sample_messages(profile: str, n: int, *, seed: int = 0) -> list[tuple[bytes | None, bytes]]: ...
+def generate(
+    profile: str,
+    n: int,
+    *,
+    seed: int,
+    start_time_us: int | None,
+    event_interval_s: float,
+    duplicate_ratio: float | None,
+    late_ratio: float,
+    max_lateness_s: float,
+    malformed_ratio: float,
+    key_field: str | None,
+    no_key: bool,
+    devices: int,
+    as_messages: bool,
+    batch_size: int,
+) -> ArrowStreamExportable: ...
+
+class RawProduceJob:
+    @staticmethod
+    def for_profile(
+        profile: str,
+        *,
+        bootstrap_servers: str,
+        topic: str,
+        config: dict[str, str],
+        connect_timeout_s: float,
+        create_topic: bool,
+        partitions: int | None,
+        replication_factor: int,
+        count: int | None,
+        duration_s: float | None,
+        rate: float | None,
+        idempotent: bool,
+        compression: str,
+        flush_timeout_s: float,
+        seed: int,
+        start_time_us: int | None,
+        event_interval_s: float,
+        duplicate_ratio: float | None,
+        late_ratio: float,
+        max_lateness_s: float,
+        malformed_ratio: float,
+        key_field: str | None,
+        no_key: bool,
+        devices: int,
+    ) -> RawProduceJob: ...
+    @staticmethod
+    def for_arrow(
+        data: object,
+        *,
+        bootstrap_servers: str,
+        topic: str,
+        config: dict[str, str],
+        connect_timeout_s: float,
+        create_topic: bool,
+        partitions: int | None,
+        replication_factor: int,
+        rate: float | None,
+        idempotent: bool,
+        compression: str,
+        flush_timeout_s: float,
+        key_column: str | None,
+        value_column: str | None,
+    ) -> RawProduceJob: ...
+    def start(self) -> None: ...
+    def wait(self, timeout_s: float) -> bool: ...
+    def cancel(self) -> None: ...
+    def progress(self) -> tuple[int, int, int, int, float]: ...
+    def result(self) -> tuple[dict[str, Any], BaseException | None]: ...
+
+class RawEmbeddedKafka:
+    def __new__(cls, brokers: int, partitions: int) -> RawEmbeddedKafka: ...
+    @property
+    def bootstrap_servers(self) -> str: ...
+    @property
+    def running(self) -> bool: ...
+    def create_topic(self, topic: str, partitions: int | None = None) -> None: ...
+    def stop(self) -> None: ...
+    @staticmethod
+    def retention() -> tuple[int, int]: ...

@@ -1,0 +1,214 @@
+"""The ``kafkalake`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from kafkalake import __version__
+from kafkalake.embedded import EmbeddedKafka
+from kafkalake.exceptions import (
+    InvalidArgumentError,
+    KafkalakeError,
+    ProduceInterrupted,
+)
+from kafkalake.generate import PROFILES, Profile, profile_schema, sample
+from kafkalake.producer import ProduceReport, produce
+
+BOOTSTRAP_ENV = "KAFKALAKE_BOOTSTRAP_SERVERS"
+
+
+def _config_pairs(pairs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidArgumentError(f"-X takes key=value (a librdkafka setting), got {pair!r}")
+        out[key] = value
+    return out
+
+
+def _profile_list(text: str) -> list[Profile]:
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in names if p not in PROFILES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown profile(s) {', '.join(bad) or text!r}; choose from {', '.join(PROFILES)}"
+        )
+    return names  # type: ignore[return-value]
+
+
+def _rate(text: str) -> float | None:
+    value = float(text)
+    return None if value == 0 else value
+
+
+def _report_row(profile: str, r: ProduceReport) -> str:
+    mb_s = r.bytes / 1e6 / r.elapsed_seconds if r.elapsed_seconds else 0.0
+    return (
+        f"{profile:<12}{r.sent:>10,}{r.acknowledged:>10,}{r.failed:>8,}"
+        f"{r.rate:>14,.0f}{mb_s:>10,.1f}"
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    print(f"kafkalake {__version__} demo: an embedded Kafka cluster (librdkafka's mock")
+    print("cluster, inside this process: no broker, no cloud), then a few seconds of each")
+    print(f"event profile at {args.rate or 'unlimited'} events/s.\n")
+    with EmbeddedKafka(partitions=args.partitions) as kafka:
+        print(f"embedded Kafka at {kafka.bootstrap_servers}\n")
+        print(f"{'profile':<12}{'sent':>10}{'acked':>10}{'failed':>8}{'msg/s':>14}{'MB/s':>10}")
+        for profile in args.profiles:
+            report = produce(
+                profile,
+                f"demo-{profile}",
+                bootstrap_servers=kafka.bootstrap_servers,
+                duration=args.seconds,
+                rate=args.rate,
+                seed=args.seed,
+                progress=False,
+            )
+            print(_report_row(profile, report), flush=True)
+    print("\nOne message of each profile (key, then value):")
+    for profile in args.profiles:
+        (key, value), = sample(profile, 1, seed=args.seed)
+        print(f"\n[{profile}] key={key.decode() if key else None}")
+        print(json.dumps(json.loads(value), indent=2, ensure_ascii=False))
+    print("\nNext: kafkalake produce --help, or see README.md for the Python API.")
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    servers = args.bootstrap_servers or os.environ.get(BOOTSTRAP_ENV)
+    embedded = None
+    if args.embedded:
+        embedded = EmbeddedKafka(partitions=args.partitions or 4)
+        servers = embedded.bootstrap_servers
+    if not servers:
+        raise InvalidArgumentError(
+            f"no brokers given: pass --bootstrap-servers host:port, set {BOOTSTRAP_ENV}, "
+            "or use --embedded"
+        )
+    try:
+        report = produce(
+            args.profile,
+            args.topic,
+            bootstrap_servers=servers,
+            count=args.count,
+            duration=args.duration,
+            rate=args.rate,
+            config=_config_pairs(args.config),
+            idempotent=not args.no_idempotence,
+            compression=args.compression,
+            create_topic=not args.no_create_topic,
+            partitions=args.partitions,
+            connect_timeout=args.connect_timeout,
+            seed=args.seed,
+            duplicate_ratio=args.duplicate_ratio,
+            late_ratio=args.late_ratio,
+            max_lateness=args.max_lateness,
+            malformed_ratio=args.malformed_ratio,
+            key_field=args.key_field,
+            keyed=not args.no_key,
+            devices=args.devices,
+            raise_on_failure=False,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    if args.json:
+        print(json.dumps(report.__dict__))
+    else:
+        print(report)
+    return 1 if report.failed else 0
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    for profile in PROFILES:
+        (key, value), = sample(profile, 1)
+        print(f"{profile}  (key: {key.decode() if key else None})")
+        if args.schema:
+            import pyarrow as pa
+
+            print("  " + str(pa.schema(profile_schema(profile))).replace("\n", "\n  "))
+        else:
+            print(f"  {value.decode()}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kafkalake",
+        description="Realistic event streams through Kafka, with a Rust engine.",
+    )
+    p.add_argument("--version", action="version", version=f"kafkalake {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="produce each profile to an embedded Kafka cluster")
+    d.add_argument("--seconds", type=float, default=2.0, help="per profile (default 2)")
+    d.add_argument("--rate", type=_rate, default=20_000.0,
+                   help="events/s, 0 for unlimited (default 20000)")
+    d.add_argument("--profiles", type=_profile_list, default=list(PROFILES),
+                   help="comma-separated (default: all)")
+    d.add_argument("--partitions", type=int, default=4)
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=cmd_demo)
+
+    pr = sub.add_parser("produce", help="produce a profile's events to a topic")
+    pr.add_argument("profile", choices=PROFILES)
+    pr.add_argument("--topic", required=True)
+    pr.add_argument("--bootstrap-servers", help=f"host:port[,…] (or ${BOOTSTRAP_ENV})")
+    pr.add_argument("--embedded", action="store_true",
+                    help="start an embedded cluster for this run (for trying things)")
+    pr.add_argument("--count", type=int, help="stop after this many events")
+    pr.add_argument("--duration", type=float, help="stop after this many seconds")
+    pr.add_argument("--rate", type=_rate, help="events/s (default/0: unlimited)")
+    pr.add_argument("-X", "--config", action="append", default=[], metavar="KEY=VALUE",
+                    help="a librdkafka setting, e.g. -X linger.ms=20 (repeatable)")
+    pr.add_argument("--compression", default="none",
+                    choices=["none", "gzip", "snappy", "lz4", "zstd"])
+    pr.add_argument("--no-idempotence", action="store_true")
+    pr.add_argument("--no-create-topic", action="store_true",
+                    help="fail if the topic does not exist")
+    pr.add_argument("--partitions", type=int, help="partitions of a created topic (default 4)")
+    pr.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (default 10)")
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--duplicate-ratio", type=float)
+    pr.add_argument("--late-ratio", type=float, default=0.0)
+    pr.add_argument("--max-lateness", type=float, default=60.0, help="seconds")
+    pr.add_argument("--malformed-ratio", type=float, default=0.0)
+    pr.add_argument("--key-field")
+    pr.add_argument("--no-key", action="store_true")
+    pr.add_argument("--devices", type=int, default=1000)
+    pr.add_argument("--json", action="store_true", help="print the report as JSON")
+    pr.set_defaults(func=cmd_produce)
+
+    pf = sub.add_parser("profiles", help="list the event profiles with a sample each")
+    pf.add_argument("--schema", action="store_true", help="print Arrow schemas (needs pyarrow)")
+    pf.set_defaults(func=cmd_profiles)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except ProduceInterrupted as e:
+        print(f"\n{e.report}", file=sys.stderr)
+        return 130
+    except InvalidArgumentError as e:
+        print(f"kafkalake: error: {e}", file=sys.stderr)
+        return 2
+    except KafkalakeError as e:
+        print(f"kafkalake: error: {e}", file=sys.stderr)
+        if e.report is not None:
+            print(f"before the error: {e.report}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

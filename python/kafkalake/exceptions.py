@@ -1,0 +1,86 @@
+"""Exceptions raised by kafkalake.
+
+Every error derives from :class:`KafkalakeError` and, where one fits, from the
+closest built-in exception, so ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kafkalake.producer import ProduceReport
+
+__all__ = [
+    "ArrowError",
+    "BrokerUnreachableError",
+    "ConfigError",
+    "DeliveryError",
+    "InvalidArgumentError",
+    "KafkaError",
+    "KafkalakeError",
+    "KafkalakeIOError",
+    "MessageTooLargeError",
+    "ProduceInterrupted",
+    "TopicNotFoundError",
+]
+
+
+class KafkalakeError(Exception):
+    """Base class of kafkalake's errors.
+
+    Errors raised part-way through a produce run carry the report of what
+    was delivered up to then in ``report`` (``None`` otherwise).
+    """
+
+    report: ProduceReport | None = None
+
+
+class InvalidArgumentError(KafkalakeError, ValueError):
+    """A bad argument, caught before any work started."""
+
+
+class ConfigError(KafkalakeError, ValueError):
+    """librdkafka refused a setting (unknown key or bad value)."""
+
+
+class BrokerUnreachableError(KafkalakeError, ConnectionError):
+    """No broker answered within the stated timeout."""
+
+
+class TopicNotFoundError(KafkalakeError, LookupError):
+    """The topic does not exist and kafkalake was told not to create it."""
+
+
+class MessageTooLargeError(KafkalakeError, ValueError):
+    """A message is over the producer's or the broker's size limit."""
+
+
+class KafkaError(KafkalakeError):
+    """Any other error reported by the Kafka client or broker."""
+
+
+class DeliveryError(KafkaError):
+    """Some messages were not acknowledged by the broker; see ``report.errors``."""
+
+
+class ArrowError(KafkalakeError, ValueError):
+    """Arrow data that could not be read or converted."""
+
+
+class KafkalakeIOError(KafkalakeError, OSError):
+    """A file or network I/O error."""
+
+
+class ProduceInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or the notebook's stop button) stopped a produce run.
+
+    ``report`` says what was delivered before it stopped.
+    """
+
+    def __init__(self, report: ProduceReport) -> None:
+        super().__init__(
+            f"stopped by the user: {report.acknowledged:,} of {report.sent:,} sent messages "
+            f"acknowledged on topic '{report.topic}'"
+        )
+        self.report = report

@@ -1,0 +1,146 @@
+"""Synthetic events as Arrow, straight from the Rust generator."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, get_args
+
+from kafkalake import _kafkalake
+from kafkalake._arrow import ArrowSchemaExportable, ArrowStreamExportable
+from kafkalake._config import micros, positive, ratio
+from kafkalake.exceptions import InvalidArgumentError
+
+Profile = Literal["clickstream", "geo", "iot", "search"]
+"""The built-in event profiles."""
+
+PROFILES: tuple[str, ...] = get_args(Profile)
+
+__all__ = ["PROFILES", "Profile", "check_event_options", "generate", "profile_schema", "sample"]
+
+
+def check_event_options(
+    profile: str,
+    *,
+    duplicate_ratio: float | None,
+    late_ratio: float,
+    max_lateness: float,
+    malformed_ratio: float,
+    event_interval: float,
+    devices: int,
+) -> None:
+    """Reject bad event knobs before any work starts."""
+    if profile not in PROFILES:
+        raise InvalidArgumentError(
+            f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}"
+        )
+    ratio("duplicate_ratio", duplicate_ratio)
+    ratio("late_ratio", late_ratio)
+    ratio("malformed_ratio", malformed_ratio)
+    if isinstance(max_lateness, bool) or not isinstance(max_lateness, int | float) or (
+        max_lateness < 0
+    ):
+        raise InvalidArgumentError(f"max_lateness must be >= 0 seconds, got {max_lateness!r}")
+    if isinstance(event_interval, bool) or not isinstance(event_interval, int | float) or (
+        event_interval < 0
+    ):
+        raise InvalidArgumentError(
+            f"event_interval must be >= 0 seconds, got {event_interval!r}"
+        )
+    positive("devices", devices, integer=True)
+
+
+def generate(
+    profile: Profile,
+    n: int,
+    *,
+    seed: int = 0,
+    start_time: datetime | None = None,
+    event_interval: float = 0.001,
+    duplicate_ratio: float | None = None,
+    late_ratio: float = 0.0,
+    max_lateness: float = 60.0,
+    malformed_ratio: float = 0.0,
+    key_field: str | None = None,
+    keyed: bool = True,
+    devices: int = 1000,
+    format: Literal["arrow", "messages"] = "arrow",
+    batch_size: int = 65_536,
+) -> ArrowStreamExportable:
+    """Generate ``n`` events of ``profile`` as an Arrow table.
+
+    The result exposes ``__arrow_c_stream__``: ``pyarrow.table(t)``,
+    ``polars.DataFrame(t)`` or ``duckdb.sql("FROM t")`` take it without a copy.
+    The same arguments always give the same data (the event clock starts at
+    ``start_time``, 2026-01-01T00:00:00Z unless given).
+
+    Args:
+        profile: ``"iot"``, ``"clickstream"``, ``"search"`` or ``"geo"``.
+        n: number of events.
+        seed: fixes the whole stream.
+        start_time: event time of the first event (naive means UTC).
+        event_interval: seconds of event time between consecutive events.
+        duplicate_ratio: fraction of exact re-sends of an earlier event
+            (default: 0.001 for ``iot``, as in seed 001; 0 otherwise).
+        late_ratio: fraction of events whose event time lags behind.
+        max_lateness: the largest lag of a late event, in seconds.
+        malformed_ratio: fraction of malformed messages (only with
+            ``format="messages"``; typed Arrow cannot hold them).
+        key_field: the field used as message key (default: the profile's,
+            e.g. ``deviceId`` for ``iot``).
+        keyed: ``False`` for messages without a key.
+        devices: number of devices (``iot``).
+        format: ``"arrow"`` for typed columns (see :func:`profile_schema`),
+            ``"messages"`` for ``key``/``value`` binary columns holding exactly
+            the bytes the producer would send.
+        batch_size: rows per record batch.
+    """
+    positive("n", n, integer=True)
+    positive("batch_size", batch_size, integer=True)
+    check_event_options(
+        profile,
+        duplicate_ratio=duplicate_ratio,
+        late_ratio=late_ratio,
+        max_lateness=max_lateness,
+        malformed_ratio=malformed_ratio,
+        event_interval=event_interval,
+        devices=devices,
+    )
+    if format not in ("arrow", "messages"):
+        raise InvalidArgumentError(f"format must be 'arrow' or 'messages', got {format!r}")
+    if not isinstance(seed, int) or seed < 0:
+        raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
+    return _kafkalake.generate(
+        profile,
+        n,
+        seed=seed,
+        start_time_us=micros(start_time),
+        event_interval_s=float(event_interval),
+        duplicate_ratio=duplicate_ratio,
+        late_ratio=float(late_ratio),
+        max_lateness_s=float(max_lateness),
+        malformed_ratio=float(malformed_ratio),
+        key_field=key_field,
+        no_key=not keyed,
+        devices=devices,
+        as_messages=format == "messages",
+        batch_size=batch_size,
+    )
+
+
+def profile_schema(profile: Profile) -> ArrowSchemaExportable:
+    """The Arrow schema of ``generate(profile, …)`` (``pyarrow.schema(s)`` reads it)."""
+    if profile not in PROFILES:
+        raise InvalidArgumentError(
+            f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}"
+        )
+    return _kafkalake.profile_schema(profile)
+
+
+def sample(profile: Profile, n: int = 3, *, seed: int = 0) -> list[tuple[bytes | None, bytes]]:
+    """The first ``n`` messages of ``profile`` as ``(key, value)`` bytes, for a look."""
+    positive("n", n, integer=True)
+    if profile not in PROFILES:
+        raise InvalidArgumentError(
+            f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}"
+        )
+    return _kafkalake.sample_messages(profile, n, seed=seed)

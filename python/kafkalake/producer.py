@@ -1,0 +1,316 @@
+"""Rate-controlled production of generated events or Arrow data to Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from kafkalake import _kafkalake
+from kafkalake._arrow import ArrowArrayExportable, ArrowStreamExportable
+from kafkalake._config import ConfigValue, librdkafka_config, micros, positive
+from kafkalake._progress import Progress, interactive
+from kafkalake.exceptions import (
+    DeliveryError,
+    InvalidArgumentError,
+    KafkalakeError,
+    ProduceInterrupted,
+)
+from kafkalake.generate import Profile, check_event_options
+
+__all__ = ["Compression", "ProduceReport", "produce", "produce_arrow"]
+
+Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
+
+# How often the progress display and Ctrl-C are checked while waiting.
+_POLL_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class ProduceReport:
+    """What a produce run did."""
+
+    topic: str
+    """The topic written to."""
+    sent: int
+    """Messages handed to the Kafka client."""
+    acknowledged: int
+    """Messages the broker acknowledged."""
+    failed: int
+    """Messages that could not be delivered (after the client's retries)."""
+    errors: dict[str, int] = field(default_factory=dict)
+    """Failure reasons, with how many messages each affected."""
+    bytes: int = 0
+    """Payload bytes acknowledged."""
+    send_seconds: float = 0.0
+    """Seconds spent sending."""
+    elapsed_seconds: float = 0.0
+    """Seconds in all, including waiting for the last acknowledgements."""
+    rate: float = 0.0
+    """Achieved rate: messages sent per second while sending."""
+    target_rate: float | None = None
+    """The requested rate (``None``: unlimited)."""
+    interrupted: bool = False
+    """Stopped early by Ctrl-C."""
+    partitions: int = 0
+    """Partitions of the topic."""
+
+    @classmethod
+    def _from_raw(cls, raw: Mapping[str, Any]) -> ProduceReport:
+        fields = dict(raw)
+        fields["errors"] = dict(fields["errors"])
+        return cls(**fields)
+
+    def __str__(self) -> str:
+        target = f" (target {self.target_rate:,.0f}/s)" if self.target_rate else ""
+        text = (
+            f"{self.acknowledged:,} of {self.sent:,} messages acknowledged on '{self.topic}' "
+            f"in {self.elapsed_seconds:.2f} s: {self.rate:,.0f} msg/s{target}, "
+            f"{self.bytes / 1e6:,.1f} MB"
+        )
+        if self.failed:
+            reasons = "; ".join(f"{n:,} × {reason}" for reason, n in self.errors.items())
+            text += f"; {self.failed:,} failed: {reasons}"
+        if self.interrupted:
+            text += " (interrupted)"
+        return text
+
+
+def _run(job: _kafkalake.RawProduceJob, progress: Progress, raise_on_failure: bool) -> ProduceReport:
+    job.start()
+    try:
+        while not job.wait(_POLL_SECONDS):
+            sent, acked, failed, _, _ = job.progress()
+            progress.update(sent, acked, failed)
+    except KeyboardInterrupt:
+        # Stop sending; what was sent gets a short grace to be acknowledged.
+        job.cancel()
+        while not job.wait(_POLL_SECONDS):
+            pass
+        progress.close()
+        raw, _ = job.result()
+        raise ProduceInterrupted(ProduceReport._from_raw(raw)) from None
+    sent, acked, failed, _, _ = job.progress()
+    progress.update(sent, acked, failed)
+    progress.close()
+    raw, error = job.result()
+    report = ProduceReport._from_raw(raw)
+    if error is not None:
+        if isinstance(error, KafkalakeError):
+            error.report = report
+        raise error
+    if raise_on_failure and report.failed:
+        exc = DeliveryError(str(report))
+        exc.report = report
+        raise exc
+    return report
+
+
+def _common(
+    bootstrap_servers: str,
+    topic: str,
+    rate: float | None,
+    partitions: int | None,
+    replication_factor: int,
+    connect_timeout: float,
+    flush_timeout: float,
+    compression: str,
+) -> None:
+    if not isinstance(bootstrap_servers, str) or not bootstrap_servers.strip():
+        raise InvalidArgumentError(
+            "bootstrap_servers must be 'host:port[,host:port…]' "
+            "(for the embedded cluster: EmbeddedKafka().bootstrap_servers)"
+        )
+    if not isinstance(topic, str) or not topic:
+        raise InvalidArgumentError("topic must be a non-empty string")
+    positive("rate", rate)
+    positive("partitions", partitions, integer=True)
+    positive("replication_factor", replication_factor, integer=True)
+    positive("connect_timeout", connect_timeout)
+    positive("flush_timeout", flush_timeout)
+    if compression not in ("none", "gzip", "snappy", "lz4", "zstd"):
+        raise InvalidArgumentError(
+            f"compression must be one of none, gzip, snappy, lz4, zstd; got {compression!r}"
+        )
+
+
+def produce(
+    profile: Profile,
+    topic: str,
+    *,
+    bootstrap_servers: str,
+    count: int | None = None,
+    duration: float | None = None,
+    rate: float | None = None,
+    config: Mapping[str, ConfigValue] | None = None,
+    idempotent: bool = True,
+    compression: Compression = "none",
+    create_topic: bool = True,
+    partitions: int | None = None,
+    replication_factor: int = 1,
+    connect_timeout: float = 10.0,
+    flush_timeout: float = 30.0,
+    progress: bool | None = None,
+    raise_on_failure: bool = True,
+    seed: int = 0,
+    start_time: datetime | None = None,
+    duplicate_ratio: float | None = None,
+    late_ratio: float = 0.0,
+    max_lateness: float = 60.0,
+    malformed_ratio: float = 0.0,
+    key_field: str | None = None,
+    keyed: bool = True,
+    devices: int = 1000,
+) -> ProduceReport:
+    """Produce events of ``profile`` to ``topic`` at ``rate`` events/s.
+
+    Stops after ``count`` events or ``duration`` seconds, whichever comes
+    first (with neither, it runs until Ctrl-C). The rate is exact on average:
+    event *i* is sent at *i / rate* seconds after the start. The event clock
+    starts at ``start_time`` (default: now) and advances ``1 / rate`` seconds
+    per event (1 ms when the rate is unlimited), so with a rate the event
+    times track the wall clock; the same seed and start time send the same
+    bytes.
+
+    Args:
+        profile: ``"iot"``, ``"clickstream"``, ``"search"`` or ``"geo"``.
+        topic: the topic; created if missing unless ``create_topic=False``.
+        bootstrap_servers: ``host:port[,…]`` of the cluster.
+        count: stop after this many events.
+        duration: stop after this many seconds.
+        rate: events per second; ``None`` for as fast as possible.
+        config: librdkafka settings, passed through as they are
+            (``{"security.protocol": "SASL_SSL", …}``); they override
+            kafkalake's defaults. Unknown keys raise :class:`ConfigError`.
+        idempotent: librdkafka's idempotent producer (no duplicates or
+            reordering from retries; implies ``acks=all``).
+        compression: ``none``, ``gzip``, ``snappy``, ``lz4`` or ``zstd``.
+        create_topic: create a missing topic (else :class:`TopicNotFoundError`).
+        partitions: partitions of a created topic (default: the embedded
+            cluster's setting, or 4 as in seed 001).
+        replication_factor: replication of a created topic.
+        connect_timeout: seconds to wait for the cluster before raising
+            :class:`BrokerUnreachableError`.
+        flush_timeout: seconds to wait at the end for acknowledgements; what is
+            still unacknowledged then is counted as failed.
+        progress: show a progress bar (default: when a terminal or notebook
+            is attached and the run lasts over a second).
+        raise_on_failure: raise :class:`DeliveryError` (with ``.report``) if
+            any message failed; else just report it.
+        seed, start_time, duplicate_ratio, late_ratio, max_lateness,
+        malformed_ratio, key_field, keyed, devices: as for :func:`generate`.
+
+    Returns:
+        A :class:`ProduceReport`. Ctrl-C raises :class:`ProduceInterrupted`
+        (a ``KeyboardInterrupt``) whose ``report`` says what was delivered.
+    """
+    _common(
+        bootstrap_servers, topic, rate, partitions, replication_factor,
+        connect_timeout, flush_timeout, compression,
+    )
+    positive("count", count, integer=True)
+    positive("duration", duration)
+    event_interval = 1.0 / rate if rate else 0.001
+    check_event_options(
+        profile,
+        duplicate_ratio=duplicate_ratio,
+        late_ratio=late_ratio,
+        max_lateness=max_lateness,
+        malformed_ratio=malformed_ratio,
+        event_interval=event_interval,
+        devices=devices,
+    )
+    if not isinstance(seed, int) or seed < 0:
+        raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
+    job = _kafkalake.RawProduceJob.for_profile(
+        profile,
+        bootstrap_servers=bootstrap_servers,
+        topic=topic,
+        config=librdkafka_config(config),
+        connect_timeout_s=float(connect_timeout),
+        create_topic=create_topic,
+        partitions=partitions,
+        replication_factor=replication_factor,
+        count=count,
+        duration_s=None if duration is None else float(duration),
+        rate=None if rate is None else float(rate),
+        idempotent=idempotent,
+        compression=compression,
+        flush_timeout_s=float(flush_timeout),
+        seed=seed,
+        start_time_us=micros(start_time or datetime.now(timezone.utc)),
+        event_interval_s=event_interval,
+        duplicate_ratio=duplicate_ratio,
+        late_ratio=float(late_ratio),
+        max_lateness_s=float(max_lateness),
+        malformed_ratio=float(malformed_ratio),
+        key_field=key_field,
+        no_key=not keyed,
+        devices=devices,
+    )
+    show = interactive() if progress is None else progress
+    return _run(job, Progress(show, count, f"{profile} → {topic}"), raise_on_failure)
+
+
+def produce_arrow(
+    data: ArrowStreamExportable | ArrowArrayExportable,
+    topic: str,
+    *,
+    bootstrap_servers: str,
+    key_column: str | None = None,
+    value_column: str | None = None,
+    rate: float | None = None,
+    config: Mapping[str, ConfigValue] | None = None,
+    idempotent: bool = True,
+    compression: Compression = "none",
+    create_topic: bool = True,
+    partitions: int | None = None,
+    replication_factor: int = 1,
+    connect_timeout: float = 10.0,
+    flush_timeout: float = 30.0,
+    progress: bool | None = None,
+    raise_on_failure: bool = True,
+) -> ProduceReport:
+    """Produce one message per row of an Arrow table, batch or stream.
+
+    ``data`` is anything with ``__arrow_c_stream__`` or ``__arrow_c_array__``
+    (pyarrow, polars, duckdb results, :func:`generate` output); rows are read
+    in Rust with the GIL released, never as Python objects.
+
+    Args:
+        data: the rows.
+        topic: the topic.
+        key_column: column whose value (as text, or raw bytes for a binary
+            column) is the message key; ``None`` for no key.
+        value_column: a binary or string column holding each message's value
+            as it is; ``None`` sends each whole row as a JSON object.
+        Other arguments: as for :func:`produce`.
+    """
+    _common(
+        bootstrap_servers, topic, rate, partitions, replication_factor,
+        connect_timeout, flush_timeout, compression,
+    )
+    if not (hasattr(data, "__arrow_c_stream__") or hasattr(data, "__arrow_c_array__")):
+        raise InvalidArgumentError(
+            f"data must be Arrow data (a pyarrow/polars table, record batch or stream), "
+            f"got {type(data).__name__}"
+        )
+    job = _kafkalake.RawProduceJob.for_arrow(
+        data,
+        bootstrap_servers=bootstrap_servers,
+        topic=topic,
+        config=librdkafka_config(config),
+        connect_timeout_s=float(connect_timeout),
+        create_topic=create_topic,
+        partitions=partitions,
+        replication_factor=replication_factor,
+        rate=None if rate is None else float(rate),
+        idempotent=idempotent,
+        compression=compression,
+        flush_timeout_s=float(flush_timeout),
+        key_column=key_column,
+        value_column=value_column,
+    )
+    show = interactive() if progress is None else progress
+    return _run(job, Progress(show, None, f"arrow → {topic}"), raise_on_failure)
