@@ -79,6 +79,10 @@ impl From<rdkafka::error::KafkaError> for Error {
                  for the valid keys",
                 redact_value(&key, &value)
             )),
+            K::ClientCreation(msg) => Error::Config(format!(
+                "librdkafka could not create the client: {msg}; check the security, TLS and \
+                 SASL settings in config"
+            )),
             other => Error::Kafka(other.to_string()),
         }
     }

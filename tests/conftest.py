@@ -1,0 +1,101 @@
+"""Shared fixtures: the real Kafka broker (tansu) and Kafka clients no one here wrote."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TANSU = ROOT / "scripts" / "tansu.sh"
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """bootstrap servers of a tansu broker started for this test session.
+
+    The binary is built once by scripts/install-tansu.sh (scripts/test.sh
+    does that first); a missing broker is an error, never a skip.
+    """
+    run = tmp_path_factory.mktemp("tansu")
+    out = subprocess.run(
+        [str(TANSU), "start", str(run)], check=True, capture_output=True, text=True, timeout=1200
+    )
+    servers = out.stdout.strip().splitlines()[-1]
+    try:
+        yield servers
+    finally:
+        subprocess.run([str(TANSU), "stop", str(run)], check=False, timeout=30)
+
+
+@pytest.fixture
+def topic() -> str:
+    """A fresh topic name per test."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+def create_topic(servers: str, name: str, partitions: int = 4) -> None:
+    """Create a topic with confluent-kafka's admin client."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": servers})
+    futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    for f in futures.values():
+        f.result(timeout=30)
+
+
+END_MARKER = b"__end_of_test_data__"
+
+
+def read_topic(
+    servers: str, topic: str, timeout: float = 60.0
+) -> list[tuple[int, int, bytes | None, bytes]]:
+    """Everything in ``topic``, read with confluent-kafka.
+
+    To know where "everything" ends without waiting on a timer, an end
+    marker is first written to every partition (with confluent-kafka's own
+    producer); reading stops once each partition's marker has arrived.
+    Returns (partition, offset, key, value) tuples, markers left out.
+    """
+    import time
+
+    from confluent_kafka import Consumer, Producer
+
+    producer = Producer({"bootstrap.servers": servers})
+    partitions = sorted(producer.list_topics(topic, timeout=30).topics[topic].partitions)
+    for p in partitions:
+        producer.produce(topic, value=END_MARKER, partition=p)
+    assert producer.flush(30) == 0, "end markers not delivered"
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": servers,
+            "group.id": f"check-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            # tansu holds a fetch for fetch.wait.max.ms even when data is there.
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    consumer.subscribe([topic])
+    out: list[tuple[int, int, bytes | None, bytes]] = []
+    ended: set[int] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(ended) < len(partitions):
+            assert time.monotonic() < deadline, f"end markers of {topic} not read in {timeout} s"
+            for m in consumer.consume(num_messages=10_000, timeout=0.5):
+                if m.error():
+                    raise AssertionError(f"consumer error: {m.error()}")
+                if m.value() == END_MARKER:
+                    ended.add(m.partition())
+                elif m.partition() in ended:
+                    raise AssertionError("data after the end marker")
+                else:
+                    out.append((m.partition(), m.offset(), m.key(), m.value()))
+    finally:
+        consumer.close()
+    return out
