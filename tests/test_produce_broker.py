@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
@@ -27,7 +27,7 @@ from kafkalake.exceptions import (
 
 pytestmark = pytest.mark.broker
 
-START = datetime(2026, 3, 1, tzinfo=timezone.utc)
+START = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def expected_messages(profile: str, n: int, **kw: object) -> list[tuple[bytes | None, bytes]]:
@@ -43,8 +43,14 @@ def test_confluent_kafka_reads_exactly_what_was_produced(
 ) -> None:
     n = 5000
     report = kafkalake.produce(
-        profile, topic, bootstrap_servers=broker, count=n, seed=21, start_time=START,
-        partitions=3, progress=False,
+        profile,
+        topic,
+        bootstrap_servers=broker,
+        count=n,
+        seed=21,
+        start_time=START,
+        partitions=3,
+        progress=False,
     )
     assert (report.sent, report.acknowledged, report.failed) == (n, n, 0)
     assert report.partitions == 3
@@ -69,13 +75,21 @@ def test_aiokafka_reads_what_was_produced(broker: str, topic: str) -> None:
 
     n = 3000
     kafkalake.produce(
-        "iot", topic, bootstrap_servers=broker, count=n, seed=5, start_time=START,
-        compression="gzip", progress=False,
+        "iot",
+        topic,
+        bootstrap_servers=broker,
+        count=n,
+        seed=5,
+        start_time=START,
+        compression="gzip",
+        progress=False,
     )
 
     async def read() -> list[tuple[bytes | None, bytes]]:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=broker, auto_offset_reset="earliest", enable_auto_commit=False,
+            bootstrap_servers=broker,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
             fetch_max_wait_ms=10,
         )
         await consumer.start()
@@ -83,7 +97,9 @@ def test_aiokafka_reads_what_was_produced(broker: str, topic: str) -> None:
             parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
             if not parts:
                 await consumer._client.force_metadata_update()
-                parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+                parts = [
+                    TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []
+                ]
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
             out: list[tuple[bytes | None, bytes]] = []
@@ -103,8 +119,13 @@ def test_aiokafka_reads_what_was_produced(broker: str, topic: str) -> None:
 @pytest.mark.parametrize("compression", ["none", "gzip", "snappy", "lz4", "zstd"])
 def test_compression_codecs(broker: str, topic: str, compression: str) -> None:
     report = kafkalake.produce(
-        "search", topic, bootstrap_servers=broker, count=2000, compression=compression,  # type: ignore[arg-type]
-        start_time=START, progress=False,
+        "search",
+        topic,
+        bootstrap_servers=broker,
+        count=2000,
+        compression=compression,  # type: ignore[arg-type]
+        start_time=START,
+        progress=False,
     )
     assert report.acknowledged == 2000
     got = read_topic(broker, topic)
@@ -125,7 +146,7 @@ def test_produce_arrow_table_with_key_column(broker: str, topic: str) -> None:
     table = pa.table(
         {
             "id": pa.array(range(1000), pa.int64()),
-            "name": [f"naïve \"{i}\"\n" for i in range(1000)],
+            "name": [f'naïve "{i}"\n' for i in range(1000)],
             "score": [i / 3 for i in range(1000)],
         }
     )
@@ -139,12 +160,14 @@ def test_produce_arrow_table_with_key_column(broker: str, topic: str) -> None:
     assert rows[7] == {"id": 7, "name": 'naïve "7"\n', "score": 7 / 3}
 
 
-def test_produce_arrow_value_column_round_trips_generated_messages(
-    broker: str, topic: str
-) -> None:
+def test_produce_arrow_value_column_round_trips_generated_messages(broker: str, topic: str) -> None:
     msgs = kafkalake.generate("clickstream", 4000, format="messages", seed=8)
     kafkalake.produce_arrow(
-        msgs, topic, bootstrap_servers=broker, key_column="key", value_column="value",
+        msgs,
+        topic,
+        bootstrap_servers=broker,
+        key_column="key",
+        value_column="value",
         progress=False,
     )
     got = read_topic(broker, topic)
@@ -174,25 +197,39 @@ def test_unreachable_broker_fails_within_timeout() -> None:
     t0 = time.monotonic()
     with pytest.raises(BrokerUnreachableError, match=r"within 2\.0 s"):
         kafkalake.produce(
-            "iot", "x", bootstrap_servers=f"127.0.0.1:{port}", count=10, connect_timeout=2.0,
+            "iot",
+            "x",
+            bootstrap_servers=f"127.0.0.1:{port}",
+            count=10,
+            connect_timeout=2.0,
             progress=False,
         )
     assert time.monotonic() - t0 < 10
 
 
 def test_unknown_librdkafka_key_and_secret_redaction(broker: str, topic: str) -> None:
-    with pytest.raises(ConfigError, match="no.such.setting") as err:
+    with pytest.raises(ConfigError, match=r"no\.such\.setting") as err:
         kafkalake.produce(
-            "iot", topic, bootstrap_servers=broker, count=1, progress=False,
+            "iot",
+            topic,
+            bootstrap_servers=broker,
+            count=1,
+            progress=False,
             config={"no.such.setting": "1"},
         )
     assert isinstance(err.value, ValueError)
     with pytest.raises(ConfigError, match="SASL mechanism") as err:
         kafkalake.produce(
-            "iot", topic, bootstrap_servers=broker, count=1, progress=False,
+            "iot",
+            topic,
+            bootstrap_servers=broker,
+            count=1,
+            progress=False,
             config={
-                "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "NOPE",
-                "sasl.username": "user", "sasl.password": "hunter2-secret",
+                "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanism": "NOPE",
+                "sasl.username": "user",
+                "sasl.password": "hunter2-secret",
             },
         )
     assert "hunter2-secret" not in str(err.value)
@@ -201,15 +238,21 @@ def test_unknown_librdkafka_key_and_secret_redaction(broker: str, topic: str) ->
 
 def test_message_over_the_limit(broker: str, topic: str) -> None:
     big = pa.table({"k": ["a", "b", "c"], "v": [b"x" * 10, b"y" * 2_000_000, b"z"]})
-    with pytest.raises(MessageTooLargeError, match="message.max.bytes") as err:
+    with pytest.raises(MessageTooLargeError, match=r"message\.max\.bytes") as err:
         kafkalake.produce_arrow(
             big, topic, bootstrap_servers=broker, key_column="k", value_column="v", progress=False
         )
     assert err.value.report is not None and err.value.report.acknowledged == 1
     # Raising the client's limit lets it through to the broker.
     report = kafkalake.produce_arrow(
-        big, topic, bootstrap_servers=broker, key_column="k", value_column="v", progress=False,
-        config={"message.max.bytes": 5_000_000}, raise_on_failure=False,
+        big,
+        topic,
+        bootstrap_servers=broker,
+        key_column="k",
+        value_column="v",
+        progress=False,
+        config={"message.max.bytes": 5_000_000},
+        raise_on_failure=False,
     )
     assert report.sent == 3 and report.acknowledged + report.failed == 3
 
@@ -230,8 +273,12 @@ def test_message_over_the_limit(broker: str, topic: str) -> None:
 )
 def test_bad_arguments_fail_before_connecting(kwargs: dict[str, object], match: str) -> None:
     args: dict[str, object] = {
-        "profile": "iot", "topic": "t", "bootstrap_servers": "127.0.0.1:1", "count": 5,
-        "connect_timeout": 60.0, **kwargs,
+        "profile": "iot",
+        "topic": "t",
+        "bootstrap_servers": "127.0.0.1:1",
+        "count": 5,
+        "connect_timeout": 60.0,
+        **kwargs,
     }
     t0 = time.monotonic()
     with pytest.raises(ValueError, match=match):
@@ -245,14 +292,33 @@ def test_ctrl_c_stops_promptly_and_reports(broker: str, topic: str) -> None:
 
     create_topic(broker, topic, partitions=2)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kafkalake.cli", "produce", "iot", "--topic", topic,
-         "--bootstrap-servers", broker, "--rate", "2000", "--duration", "120"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "kafkalake.cli",
+            "produce",
+            "iot",
+            "--topic",
+            topic,
+            "--bootstrap-servers",
+            broker,
+            "--rate",
+            "2000",
+            "--duration",
+            "120",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    consumer = Consumer({
-        "bootstrap.servers": broker, "group.id": f"watch-{topic}",
-        "auto.offset.reset": "earliest", "fetch.wait.max.ms": 10,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker,
+            "group.id": f"watch-{topic}",
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 10,
+        }
+    )
     try:
         # Interrupt once 1,000 of its messages can be read back.
         consumer.subscribe([topic])

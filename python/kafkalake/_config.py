@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from kafkalake.exceptions import InvalidArgumentError
 
@@ -65,6 +65,6 @@ def micros(start_time: datetime | None) -> int | None:
             f"start_time must be a datetime, got {type(start_time).__name__}"
         )
     if start_time.tzinfo is None:
-        start_time = start_time.replace(tzinfo=timezone.utc)
-    delta = start_time - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        start_time = start_time.replace(tzinfo=UTC)
+    delta = start_time - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -1,7 +1,17 @@
 # Stubs of the Rust extension module; checked against it by mypy.stubtest.
-from typing import Any
+from typing import Any, final
 
 from kafkalake._arrow import ArrowSchemaExportable, ArrowStreamExportable
+
+__all__ = [
+    "RawEmbeddedKafka",
+    "RawProduceJob",
+    "__version__",
+    "generate",
+    "profile_schema",
+    "profiles",
+    "sample_messages",
+]
 
 __version__: str
 
@@ -26,6 +36,7 @@ def generate(
     batch_size: int,
 ) -> ArrowStreamExportable: ...
 
+@final
 class RawProduceJob:
     @staticmethod
     def for_profile(
@@ -79,6 +90,7 @@ class RawProduceJob:
     def progress(self) -> tuple[int, int, int, int, float]: ...
     def result(self) -> tuple[dict[str, Any], BaseException | None]: ...
 
+@final
 class RawEmbeddedKafka:
     def __new__(cls, brokers: int, partitions: int) -> RawEmbeddedKafka: ...
     @property

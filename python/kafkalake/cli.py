@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import get_args
 
 from kafkalake import __version__
 from kafkalake.embedded import EmbeddedKafka
@@ -74,7 +75,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(_report_row(profile, report), flush=True)
     print("\nOne message of each profile (key, then value):")
     for profile in args.profiles:
-        (key, value), = sample(profile, 1, seed=args.seed)
+        ((key, value),) = sample(profile, 1, seed=args.seed)
         print(f"\n[{profile}] key={key.decode() if key else None}")
         print(json.dumps(json.loads(value), indent=2, ensure_ascii=False))
     print("\nNext: kafkalake produce --help, or see README.md for the Python API.")
@@ -127,11 +128,11 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
-    for profile in PROFILES:
-        (key, value), = sample(profile, 1)
+    for profile in get_args(Profile):
+        ((key, value),) = sample(profile, 1)
         print(f"{profile}  (key: {key.decode() if key else None})")
         if args.schema:
-            import pyarrow as pa
+            import pyarrow as pa  # type: ignore[import-untyped]
 
             print("  " + str(pa.schema(profile_schema(profile))).replace("\n", "\n  "))
         else:
@@ -149,10 +150,15 @@ def parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="produce each profile to an embedded Kafka cluster")
     d.add_argument("--seconds", type=float, default=2.0, help="per profile (default 2)")
-    d.add_argument("--rate", type=_rate, default=20_000.0,
-                   help="events/s, 0 for unlimited (default 20000)")
-    d.add_argument("--profiles", type=_profile_list, default=list(PROFILES),
-                   help="comma-separated (default: all)")
+    d.add_argument(
+        "--rate", type=_rate, default=20_000.0, help="events/s, 0 for unlimited (default 20000)"
+    )
+    d.add_argument(
+        "--profiles",
+        type=_profile_list,
+        default=list(PROFILES),
+        help="comma-separated (default: all)",
+    )
     d.add_argument("--partitions", type=int, default=4)
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_demo)
@@ -161,18 +167,29 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("profile", choices=PROFILES)
     pr.add_argument("--topic", required=True)
     pr.add_argument("--bootstrap-servers", help=f"host:port[,…] (or ${BOOTSTRAP_ENV})")
-    pr.add_argument("--embedded", action="store_true",
-                    help="start an embedded cluster for this run (for trying things)")
+    pr.add_argument(
+        "--embedded",
+        action="store_true",
+        help="start an embedded cluster for this run (for trying things)",
+    )
     pr.add_argument("--count", type=int, help="stop after this many events")
     pr.add_argument("--duration", type=float, help="stop after this many seconds")
     pr.add_argument("--rate", type=_rate, help="events/s (default/0: unlimited)")
-    pr.add_argument("-X", "--config", action="append", default=[], metavar="KEY=VALUE",
-                    help="a librdkafka setting, e.g. -X linger.ms=20 (repeatable)")
-    pr.add_argument("--compression", default="none",
-                    choices=["none", "gzip", "snappy", "lz4", "zstd"])
+    pr.add_argument(
+        "-X",
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a librdkafka setting, e.g. -X linger.ms=20 (repeatable)",
+    )
+    pr.add_argument(
+        "--compression", default="none", choices=["none", "gzip", "snappy", "lz4", "zstd"]
+    )
     pr.add_argument("--no-idempotence", action="store_true")
-    pr.add_argument("--no-create-topic", action="store_true",
-                    help="fail if the topic does not exist")
+    pr.add_argument(
+        "--no-create-topic", action="store_true", help="fail if the topic does not exist"
+    )
     pr.add_argument("--partitions", type=int, help="partitions of a created topic (default 4)")
     pr.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (default 10)")
     pr.add_argument("--seed", type=int, default=0)

@@ -36,16 +36,18 @@ def check_event_options(
     ratio("duplicate_ratio", duplicate_ratio)
     ratio("late_ratio", late_ratio)
     ratio("malformed_ratio", malformed_ratio)
-    if isinstance(max_lateness, bool) or not isinstance(max_lateness, int | float) or (
-        max_lateness < 0
+    if (
+        isinstance(max_lateness, bool)
+        or not isinstance(max_lateness, int | float)
+        or (max_lateness < 0)
     ):
         raise InvalidArgumentError(f"max_lateness must be >= 0 seconds, got {max_lateness!r}")
-    if isinstance(event_interval, bool) or not isinstance(event_interval, int | float) or (
-        event_interval < 0
+    if (
+        isinstance(event_interval, bool)
+        or not isinstance(event_interval, int | float)
+        or (event_interval < 0)
     ):
-        raise InvalidArgumentError(
-            f"event_interval must be >= 0 seconds, got {event_interval!r}"
-        )
+        raise InvalidArgumentError(f"event_interval must be >= 0 seconds, got {event_interval!r}")
     positive("devices", devices, integer=True)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from kafkalake import _kafkalake
@@ -70,14 +70,16 @@ class ProduceReport:
             f"{self.bytes / 1e6:,.1f} MB"
         )
         if self.failed:
-            reasons = "; ".join(f"{n:,} × {reason}" for reason, n in self.errors.items())
+            reasons = "; ".join(f"{n:,} x {reason}" for reason, n in self.errors.items())
             text += f"; {self.failed:,} failed: {reasons}"
         if self.interrupted:
             text += " (interrupted)"
         return text
 
 
-def _run(job: _kafkalake.RawProduceJob, progress: Progress, raise_on_failure: bool) -> ProduceReport:
+def _run(
+    job: _kafkalake.RawProduceJob, progress: Progress, raise_on_failure: bool
+) -> ProduceReport:
     job.start()
     try:
         while not job.wait(_POLL_SECONDS):
@@ -206,8 +208,14 @@ def produce(
         (a ``KeyboardInterrupt``) whose ``report`` says what was delivered.
     """
     _common(
-        bootstrap_servers, topic, rate, partitions, replication_factor,
-        connect_timeout, flush_timeout, compression,
+        bootstrap_servers,
+        topic,
+        rate,
+        partitions,
+        replication_factor,
+        connect_timeout,
+        flush_timeout,
+        compression,
     )
     positive("count", count, integer=True)
     positive("duration", duration)
@@ -239,7 +247,7 @@ def produce(
         compression=compression,
         flush_timeout_s=float(flush_timeout),
         seed=seed,
-        start_time_us=micros(start_time or datetime.now(timezone.utc)),
+        start_time_us=micros(start_time or datetime.now(UTC)),
         event_interval_s=event_interval,
         duplicate_ratio=duplicate_ratio,
         late_ratio=float(late_ratio),
@@ -288,8 +296,14 @@ def produce_arrow(
         Other arguments: as for :func:`produce`.
     """
     _common(
-        bootstrap_servers, topic, rate, partitions, replication_factor,
-        connect_timeout, flush_timeout, compression,
+        bootstrap_servers,
+        topic,
+        rate,
+        partitions,
+        replication_factor,
+        connect_timeout,
+        flush_timeout,
+        compression,
     )
     if not (hasattr(data, "__arrow_c_stream__") or hasattr(data, "__arrow_c_array__")):
         raise InvalidArgumentError(

@@ -9,15 +9,19 @@
 
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{
-    ArrayRef, Float64Builder, StringBuilder, TimestampMicrosecondBuilder,
-};
+use arrow::array::{ArrayRef, Float64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::{json, timestamp_type, EventBuilder, Profile, Rng};
 
 /// The funnel's actions.
-pub const ACTIONS: &[&str] = &["view", "add_to_cart", "remove_from_cart", "checkout", "purchase"];
+pub const ACTIONS: &[&str] = &[
+    "view",
+    "add_to_cart",
+    "remove_from_cart",
+    "checkout",
+    "purchase",
+];
 const VIEW: u8 = 0;
 const ADD: u8 = 1;
 const REMOVE: u8 = 2;
@@ -25,21 +29,107 @@ const CHECKOUT: u8 = 3;
 const PURCHASE: u8 = 4;
 
 /// Where shoppers come from, and how often.
-pub const REFERRERS: &[&str] =
-    &["direct", "google.com", "bing.com", "facebook.com", "instagram.com", "email", "affiliate"];
+pub const REFERRERS: &[&str] = &[
+    "direct",
+    "google.com",
+    "bing.com",
+    "facebook.com",
+    "instagram.com",
+    "email",
+    "affiliate",
+];
 const REFERRER_WEIGHTS: &[f64] = &[0.30, 0.35, 0.05, 0.10, 0.08, 0.07, 0.05];
 /// Devices, and how often.
 pub const DEVICES: &[&str] = &["desktop", "mobile", "tablet"];
 const DEVICE_WEIGHTS: &[f64] = &[0.42, 0.50, 0.08];
 
 const CATEGORIES: &[(&str, &[&str], f64, f64)] = &[
-    ("Electronics", &["Headphones", "Smartwatch", "Bluetooth Speaker", "USB-C Charger", "Webcam", "Keyboard", "Wireless Mouse", "Monitor"], 15.0, 450.0),
-    ("Home & Kitchen", &["Coffee Maker", "Blender", "Knife Set", "Cutting Board", "Toaster", "Air Fryer", "Kettle"], 12.0, 220.0),
-    ("Clothing", &["T-Shirt", "Hoodie", "Jeans", "Sneakers", "Rain Jacket", "Wool Socks", "Cap"], 8.0, 160.0),
-    ("Books", &["Cookbook", "Mystery Novel", "Travel Guide", "Data Engineering Handbook", "Poetry Collection"], 6.0, 60.0),
-    ("Sports & Outdoors", &["Yoga Mat", "Dumbbells", "Water Bottle", "Running Shoes", "Tent", "Bike Helmet"], 10.0, 300.0),
-    ("Beauty", &["Face Cream", "Shampoo", "Lip Balm", "Perfume", "Hair Dryer"], 4.0, 120.0),
-    ("Toys & Games", &["Puzzle", "Board Game", "Building Blocks", "Plush Bear", "Kite"], 7.0, 90.0),
+    (
+        "Electronics",
+        &[
+            "Headphones",
+            "Smartwatch",
+            "Bluetooth Speaker",
+            "USB-C Charger",
+            "Webcam",
+            "Keyboard",
+            "Wireless Mouse",
+            "Monitor",
+        ],
+        15.0,
+        450.0,
+    ),
+    (
+        "Home & Kitchen",
+        &[
+            "Coffee Maker",
+            "Blender",
+            "Knife Set",
+            "Cutting Board",
+            "Toaster",
+            "Air Fryer",
+            "Kettle",
+        ],
+        12.0,
+        220.0,
+    ),
+    (
+        "Clothing",
+        &[
+            "T-Shirt",
+            "Hoodie",
+            "Jeans",
+            "Sneakers",
+            "Rain Jacket",
+            "Wool Socks",
+            "Cap",
+        ],
+        8.0,
+        160.0,
+    ),
+    (
+        "Books",
+        &[
+            "Cookbook",
+            "Mystery Novel",
+            "Travel Guide",
+            "Data Engineering Handbook",
+            "Poetry Collection",
+        ],
+        6.0,
+        60.0,
+    ),
+    (
+        "Sports & Outdoors",
+        &[
+            "Yoga Mat",
+            "Dumbbells",
+            "Water Bottle",
+            "Running Shoes",
+            "Tent",
+            "Bike Helmet",
+        ],
+        10.0,
+        300.0,
+    ),
+    (
+        "Beauty",
+        &["Face Cream", "Shampoo", "Lip Balm", "Perfume", "Hair Dryer"],
+        4.0,
+        120.0,
+    ),
+    (
+        "Toys & Games",
+        &[
+            "Puzzle",
+            "Board Game",
+            "Building Blocks",
+            "Plush Bear",
+            "Kite",
+        ],
+        7.0,
+        90.0,
+    ),
 ];
 const ADJECTIVES: &[&str] = &["Classic", "Premium", "Eco", "Compact"];
 
@@ -113,7 +203,9 @@ const USERS: u64 = 50_000;
 impl Clickstream {
     /// A fresh pool; sessions are drawn lazily from the event stream's seed.
     pub fn new() -> Self {
-        Clickstream { sessions: Vec::with_capacity(CONCURRENT_SESSIONS) }
+        Clickstream {
+            sessions: Vec::with_capacity(CONCURRENT_SESSIONS),
+        }
     }
 
     fn new_session(rng: &mut Rng) -> Session {
@@ -334,10 +426,17 @@ impl EventBuilder<ClickEvent> for ClickBuilder {
     }
 
     fn finish(&mut self) -> Vec<ArrayRef> {
-        let mut cols: Vec<ArrayRef> =
-            self.strings.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
+        let mut cols: Vec<ArrayRef> = self
+            .strings
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
         cols.push(Arc::new(self.price.finish()));
-        cols.extend(self.tail.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        cols.extend(
+            self.tail
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
         cols.push(Arc::new(self.ts.finish()));
         cols
     }
@@ -363,7 +462,10 @@ mod tests {
             let session = m["sessionId"].as_str().unwrap().to_string();
             assert_eq!(k, session.as_bytes());
             if action == "purchase" {
-                assert_eq!(last_action.get(&session).map(String::as_str), Some("checkout"));
+                assert_eq!(
+                    last_action.get(&session).map(String::as_str),
+                    Some("checkout")
+                );
             }
             last_action.insert(session, action.clone());
             *counts.entry(action).or_default() += 1;

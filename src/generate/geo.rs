@@ -86,7 +86,11 @@ impl Geo {
 fn location_fields() -> Fields {
     Fields::from(vec![
         Field::new("type", DataType::Utf8, false),
-        Field::new("coordinates", DataType::List(Arc::new(Field::new_list_field(DataType::Float64, false))), false),
+        Field::new(
+            "coordinates",
+            DataType::List(Arc::new(Field::new_list_field(DataType::Float64, false))),
+            false,
+        ),
     ])
 }
 
@@ -259,7 +263,11 @@ mod tests {
     fn data_file_loads() {
         let z = zip_codes();
         assert_eq!(z.len(), 748);
-        assert!(z.iter().any(|z| z.postal_cd == "28226" && z.city_name == "Charlotte"));
-        assert!(z.iter().all(|z| (33.0..37.0).contains(&z.latitude) && (-85.0..-75.0).contains(&z.longitude)));
+        assert!(z
+            .iter()
+            .any(|z| z.postal_cd == "28226" && z.city_name == "Charlotte"));
+        assert!(z
+            .iter()
+            .all(|z| (33.0..37.0).contains(&z.latitude) && (-85.0..-75.0).contains(&z.longitude)));
     }
 }

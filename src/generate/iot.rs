@@ -42,7 +42,9 @@ pub struct Iot {
 impl Iot {
     /// A fleet of `devices` devices.
     pub fn new(devices: u32) -> Self {
-        Iot { sequences: vec![0; devices as usize] }
+        Iot {
+            sequences: vec![0; devices as usize],
+        }
     }
 }
 
@@ -156,7 +158,9 @@ impl Profile for Iot {
     fn builder(capacity: usize) -> IotBuilder {
         IotBuilder {
             event_id: StringBuilder::with_capacity(capacity, capacity * 36),
-            more_data: (0..MORE_DATA).map(|_| Float64Builder::with_capacity(capacity)).collect(),
+            more_data: (0..MORE_DATA)
+                .map(|_| Float64Builder::with_capacity(capacity))
+                .collect(),
             value: Float64Builder::with_capacity(capacity),
             device_id: StringBuilder::with_capacity(capacity, capacity * 24),
             sequence: Int64Builder::with_capacity(capacity),
@@ -222,17 +226,35 @@ mod tests {
 
     #[test]
     fn seed_001_shape() {
-        let mut src = new_source("iot", GeneratorOptions { duplicate_ratio: Some(0.0), ..Default::default() }).unwrap();
+        let mut src = new_source(
+            "iot",
+            GeneratorOptions {
+                duplicate_ratio: Some(0.0),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let mut last: HashMap<String, i64> = HashMap::new();
         for _ in 0..3000 {
             let (mut k, mut v) = (Vec::new(), Vec::new());
             assert!(src.next_message(&mut k, &mut v));
             let m: serde_json::Value = serde_json::from_slice(&v).unwrap();
             let obj = m.as_object().unwrap();
-            let order = ["eventId", "complexData", "value", "deviceId", "deviceSequenceNumber", "type", "createdAt"];
+            let order = [
+                "eventId",
+                "complexData",
+                "value",
+                "deviceId",
+                "deviceSequenceNumber",
+                "type",
+                "createdAt",
+            ];
             assert_eq!(obj.len(), order.len());
             let text = std::str::from_utf8(&v).unwrap();
-            let pos: Vec<usize> = order.iter().map(|k| text.find(&format!("\"{k}\":")).unwrap()).collect();
+            let pos: Vec<usize> = order
+                .iter()
+                .map(|k| text.find(&format!("\"{k}\":")).unwrap())
+                .collect();
             assert!(pos.windows(2).all(|w| w[0] < w[1]), "seed field order");
             assert_eq!(m["complexData"].as_object().unwrap().len(), 23);
             assert!(m["complexData"]["moreData22"].is_f64());
@@ -244,8 +266,15 @@ mod tests {
                 assert_eq!(seq, prev + 1, "monotonic per device");
             }
             let ts = m["createdAt"].as_str().unwrap();
-            assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok() && ts.ends_with('Z') && ts.len() == 27);
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(ts).is_ok()
+                    && ts.ends_with('Z')
+                    && ts.len() == 27
+            );
         }
-        assert!(last.len() > 900 && last.len() <= 1000, "1000 devices by default");
+        assert!(
+            last.len() > 900 && last.len() <= 1000,
+            "1000 devices by default"
+        );
     }
 }

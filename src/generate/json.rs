@@ -131,7 +131,12 @@ mod tests {
 
     #[test]
     fn timestamps_match_chrono() {
-        for ts in [0i64, 1_558_027_000_000_003, 951_782_400_123_456, 4_102_444_799_999_999] {
+        for ts in [
+            0i64,
+            1_558_027_000_000_003,
+            951_782_400_123_456,
+            4_102_444_799_999_999,
+        ] {
             let want = chrono::DateTime::from_timestamp_micros(ts)
                 .unwrap()
                 .format("\"%Y-%m-%dT%H:%M:%S%.6fZ\"")

@@ -113,9 +113,7 @@ impl GeneratorOptions {
             ));
         }
         if self.devices == 0 {
-            return Err(Error::InvalidArgument(
-                "devices must be at least 1".into(),
-            ));
+            return Err(Error::InvalidArgument("devices must be at least 1".into()));
         }
         Ok(())
     }
@@ -382,9 +380,30 @@ mod tests {
     #[test]
     fn every_profile_is_deterministic_and_valid_json() {
         for p in PROFILES {
-            let a = messages(p, GeneratorOptions { seed: 5, ..Default::default() }, 500);
-            let b = messages(p, GeneratorOptions { seed: 5, ..Default::default() }, 500);
-            let c = messages(p, GeneratorOptions { seed: 6, ..Default::default() }, 500);
+            let a = messages(
+                p,
+                GeneratorOptions {
+                    seed: 5,
+                    ..Default::default()
+                },
+                500,
+            );
+            let b = messages(
+                p,
+                GeneratorOptions {
+                    seed: 5,
+                    ..Default::default()
+                },
+                500,
+            );
+            let c = messages(
+                p,
+                GeneratorOptions {
+                    seed: 6,
+                    ..Default::default()
+                },
+                500,
+            );
             assert_eq!(a, b, "{p}: same seed, same bytes");
             assert_ne!(a, c, "{p}: another seed, other bytes");
             for (_, v) in &a {
@@ -406,7 +425,10 @@ mod tests {
 
     #[test]
     fn malformed_messages_are_not_valid_events() {
-        let opts = GeneratorOptions { malformed_ratio: 1.0, ..Default::default() };
+        let opts = GeneratorOptions {
+            malformed_ratio: 1.0,
+            ..Default::default()
+        };
         for p in PROFILES {
             for (_, v) in messages(p, opts.clone(), 60) {
                 let bad = match serde_json::from_slice::<serde_json::Value>(&v) {
@@ -421,25 +443,48 @@ mod tests {
 
     #[test]
     fn duplicates_are_exact_resends() {
-        let opts = GeneratorOptions { duplicate_ratio: Some(0.2), ..Default::default() };
+        let opts = GeneratorOptions {
+            duplicate_ratio: Some(0.2),
+            ..Default::default()
+        };
         let msgs = messages("iot", opts, 5000);
         let mut seen = std::collections::HashSet::new();
         let dups = msgs.iter().filter(|m| !seen.insert((*m).clone())).count();
-        assert!((800..1200).contains(&dups), "{dups} duplicates of 5000 at 20 %");
+        assert!(
+            (800..1200).contains(&dups),
+            "{dups} duplicates of 5000 at 20 %"
+        );
     }
 
     #[test]
     fn bad_options_are_rejected() {
         let bad = [
-            GeneratorOptions { late_ratio: -0.1, ..Default::default() },
-            GeneratorOptions { malformed_ratio: 1.5, ..Default::default() },
-            GeneratorOptions { duplicate_ratio: Some(f64::NAN), ..Default::default() },
-            GeneratorOptions { key: KeyChoice::Field("nope".into()), ..Default::default() },
+            GeneratorOptions {
+                late_ratio: -0.1,
+                ..Default::default()
+            },
+            GeneratorOptions {
+                malformed_ratio: 1.5,
+                ..Default::default()
+            },
+            GeneratorOptions {
+                duplicate_ratio: Some(f64::NAN),
+                ..Default::default()
+            },
+            GeneratorOptions {
+                key: KeyChoice::Field("nope".into()),
+                ..Default::default()
+            },
         ];
         for o in bad {
-            assert!(matches!(new_source("iot", o), Err(Error::InvalidArgument(_))));
+            assert!(matches!(
+                new_source("iot", o),
+                Err(Error::InvalidArgument(_))
+            ));
         }
-        let err = new_source("bogus", GeneratorOptions::default()).err().unwrap();
+        let err = new_source("bogus", GeneratorOptions::default())
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("choose one of"));
     }
 }

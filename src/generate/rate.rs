@@ -21,7 +21,11 @@ const MAX_SLEEP: Duration = Duration::from_millis(50);
 impl RateLimiter {
     /// `rate` events per second, or `None` for as fast as possible.
     pub fn new(rate: Option<f64>) -> Self {
-        RateLimiter { rate, start: Instant::now(), granted: 0 }
+        RateLimiter {
+            rate,
+            start: Instant::now(),
+            granted: 0,
+        }
     }
 
     /// Up to `max` events that may be sent now. Returns 0 after sleeping

@@ -7,17 +7,45 @@
 
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{ArrayRef, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::array::{
+    ArrayRef, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::{json, timestamp_type, EventBuilder, Profile, Rng};
 
 /// The grocery items searched for.
 pub const ITEMS: &[&str] = &[
-    "Arroz", "Feijão", "Café", "Chá", "Açúcar", "Leite", "Pão", "Maçã", "Banana", "Tomate",
-    "Queijo", "Manteiga", "Ovos", "Frango", "Macarrão", "Azeite", "Sal", "Cebola", "Alho",
-    "Batata", "Cenoura", "Laranja", "Limão", "Iogurte", "Chocolate", "Água com gás", "Pão de queijo",
-    "Farinha", "Biscoito", "Sabão",
+    "Arroz",
+    "Feijão",
+    "Café",
+    "Chá",
+    "Açúcar",
+    "Leite",
+    "Pão",
+    "Maçã",
+    "Banana",
+    "Tomate",
+    "Queijo",
+    "Manteiga",
+    "Ovos",
+    "Frango",
+    "Macarrão",
+    "Azeite",
+    "Sal",
+    "Cebola",
+    "Alho",
+    "Batata",
+    "Cenoura",
+    "Laranja",
+    "Limão",
+    "Iogurte",
+    "Chocolate",
+    "Água com gás",
+    "Pão de queijo",
+    "Farinha",
+    "Biscoito",
+    "Sabão",
 ];
 
 const CITIES: &[(f64, f64, f64)] = &[

@@ -30,7 +30,11 @@ pub struct TopicSpec {
 
 impl Default for TopicSpec {
     fn default() -> Self {
-        TopicSpec { create: true, partitions: None, replication_factor: 1 }
+        TopicSpec {
+            create: true,
+            partitions: None,
+            replication_factor: 1,
+        }
     }
 }
 
@@ -66,7 +70,9 @@ pub fn partition_count<C: ClientContext>(
         Some(code) => match RDKafkaErrorCode::from(code) {
             RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic => Ok(None),
             RDKafkaErrorCode::LeaderNotAvailable => Ok(None),
-            other => Err(Error::Kafka(format!("metadata for topic '{topic}': {other}"))),
+            other => Err(Error::Kafka(format!(
+                "metadata for topic '{topic}': {other}"
+            ))),
         },
     }
 }
@@ -108,14 +114,20 @@ pub fn ensure_topic<C: ClientContext>(
 /// Create `topic` with the admin API (or the embedded cluster's own call).
 pub fn create_topic(cfg: &KafkaConfig, topic: &str, spec: &TopicSpec) -> Result<()> {
     if let Some(p) = spec.partitions.filter(|p| *p < 1) {
-        return Err(Error::InvalidArgument(format!("partitions must be at least 1, got {p}")));
+        return Err(Error::InvalidArgument(format!(
+            "partitions must be at least 1, got {p}"
+        )));
     }
     if let Some(result) = embedded::create_topic(&cfg.bootstrap_servers, topic, spec.partitions) {
         return result;
     }
     let admin: AdminClient<DefaultClientContext> = cfg.client_config(&[]).create()?;
     let partitions = spec.partitions.unwrap_or(DEFAULT_PARTITIONS);
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(spec.replication_factor));
+    let new = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(spec.replication_factor),
+    );
     let opts = AdminOptions::new().operation_timeout(Some(cfg.connect_timeout));
     let results = block_on(admin.create_topics([&new], &opts)).map_err(|e| match e {
         KafkaError::AdminOp(RDKafkaErrorCode::OperationTimedOut) => Error::BrokerUnreachable {
@@ -129,7 +141,9 @@ pub fn create_topic(cfg: &KafkaConfig, topic: &str, spec: &TopicSpec) -> Result<
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => {
-                return Err(Error::Kafka(format!("could not create topic '{name}': {code}")))
+                return Err(Error::Kafka(format!(
+                    "could not create topic '{name}': {code}"
+                )))
             }
         }
     }

@@ -41,7 +41,9 @@ impl KafkaConfig {
             ));
         }
         if self.connect_timeout.is_zero() {
-            return Err(Error::InvalidArgument("connect_timeout must be positive".into()));
+            return Err(Error::InvalidArgument(
+                "connect_timeout must be positive".into(),
+            ));
         }
         for (k, _) in &self.settings {
             if k == "bootstrap.servers" {
@@ -74,6 +76,10 @@ impl KafkaConfig {
 
     /// The value a setting will have, if the user gave it.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.settings.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.settings
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }

@@ -45,10 +45,19 @@ pub fn create_topic(
 ) -> Option<Result<()>> {
     let tx = registry().lock().ok()?.get(bootstrap_servers)?.clone();
     let (reply, rx) = channel();
-    if tx.send(Command::CreateTopic(topic.to_string(), partitions, reply)).is_err() {
-        return Some(Err(Error::Kafka("the embedded Kafka cluster has stopped".into())));
+    if tx
+        .send(Command::CreateTopic(topic.to_string(), partitions, reply))
+        .is_err()
+    {
+        return Some(Err(Error::Kafka(
+            "the embedded Kafka cluster has stopped".into(),
+        )));
     }
-    Some(rx.recv().unwrap_or_else(|_| Err(Error::Kafka("the embedded Kafka cluster has stopped".into()))))
+    Some(rx.recv().unwrap_or_else(|_| {
+        Err(Error::Kafka(
+            "the embedded Kafka cluster has stopped".into(),
+        ))
+    }))
 }
 
 /// A running embedded cluster; stops when dropped.
@@ -63,7 +72,9 @@ impl EmbeddedCluster {
     /// partitions unless created with another count.
     pub fn start(brokers: i32, partitions: i32) -> Result<Self> {
         if brokers < 1 {
-            return Err(Error::InvalidArgument(format!("brokers must be at least 1, got {brokers}")));
+            return Err(Error::InvalidArgument(format!(
+                "brokers must be at least 1, got {brokers}"
+            )));
         }
         if partitions < 1 {
             return Err(Error::InvalidArgument(format!(
@@ -91,7 +102,9 @@ impl EmbeddedCluster {
                         Command::CreateTopic(topic, partitions, reply) => {
                             let r = cluster
                                 .create_topic(&topic, partitions.unwrap_or(default_partitions), 1)
-                                .map_err(|e| Error::Kafka(format!("could not create topic '{topic}': {e}")));
+                                .map_err(|e| {
+                                    Error::Kafka(format!("could not create topic '{topic}': {e}"))
+                                });
                             let _ = reply.send(r);
                         }
                         Command::Stop => break,
@@ -105,7 +118,11 @@ impl EmbeddedCluster {
             .lock()
             .expect("registry lock")
             .insert(bootstrap_servers.clone(), tx.clone());
-        Ok(EmbeddedCluster { bootstrap_servers, tx, thread: Some(thread) })
+        Ok(EmbeddedCluster {
+            bootstrap_servers,
+            tx,
+            thread: Some(thread),
+        })
     }
 
     /// `host:port,…` of the brokers.
@@ -116,10 +133,15 @@ impl EmbeddedCluster {
     /// Create a topic (replication 1); `None` partitions take the default.
     pub fn create_topic(&self, topic: &str, partitions: Option<i32>) -> Result<()> {
         if let Some(p) = partitions.filter(|p| *p < 1) {
-            return Err(Error::InvalidArgument(format!("partitions must be at least 1, got {p}")));
+            return Err(Error::InvalidArgument(format!(
+                "partitions must be at least 1, got {p}"
+            )));
         }
-        create_topic(&self.bootstrap_servers, topic, partitions)
-            .unwrap_or_else(|| Err(Error::Kafka("the embedded Kafka cluster has stopped".into())))
+        create_topic(&self.bootstrap_servers, topic, partitions).unwrap_or_else(|| {
+            Err(Error::Kafka(
+                "the embedded Kafka cluster has stopped".into(),
+            ))
+        })
     }
 
     /// Stop the cluster; idempotent.

@@ -43,7 +43,12 @@ impl ArrowRows {
     ) -> Result<Self> {
         let schema = reader.schema();
         let names = || {
-            schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         for (what, col) in [("key_column", &key_column), ("value_column", &value_column)] {
             if let Some(c) = col {
@@ -59,8 +64,12 @@ impl ArrowRows {
             let t = schema.field_with_name(c).expect("checked").data_type();
             if !matches!(
                 t,
-                DataType::Binary | DataType::LargeBinary | DataType::Utf8 | DataType::LargeUtf8
-                    | DataType::BinaryView | DataType::Utf8View
+                DataType::Binary
+                    | DataType::LargeBinary
+                    | DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::BinaryView
+                    | DataType::Utf8View
             ) {
                 return Err(Error::InvalidArgument(format!(
                     "value_column '{c}' has type {t}; it must hold bytes or strings \
@@ -68,7 +77,12 @@ impl ArrowRows {
                 )));
             }
         }
-        Ok(ArrowRows { reader, key_column, value_column, pending: VecDeque::new() })
+        Ok(ArrowRows {
+            reader,
+            key_column,
+            value_column,
+            pending: VecDeque::new(),
+        })
     }
 
     fn load(&mut self, batch: RecordBatch) -> Result<()> {
@@ -89,7 +103,10 @@ impl ArrowRows {
                 w.finish()?;
                 drop(w);
                 // The writer escapes newlines inside strings, so each line is one row.
-                buf.split(|b| *b == b'\n').take(n).map(<[u8]>::to_vec).collect()
+                buf.split(|b| *b == b'\n')
+                    .take(n)
+                    .map(<[u8]>::to_vec)
+                    .collect()
             }
         };
         self.pending.extend(keys.into_iter().zip(values));
@@ -104,8 +121,16 @@ fn bytes_of(col: &dyn Array, allow_cast: bool) -> Result<Vec<Option<Vec<u8>>>> {
         _ => cast(col, &DataType::Binary)?,
     };
     Ok(match col.data_type() {
-        DataType::Binary => col.as_binary::<i32>().iter().map(|v| v.map(<[u8]>::to_vec)).collect(),
-        _ => col.as_string::<i32>().iter().map(|v| v.map(|s| s.as_bytes().to_vec())).collect(),
+        DataType::Binary => col
+            .as_binary::<i32>()
+            .iter()
+            .map(|v| v.map(<[u8]>::to_vec))
+            .collect(),
+        _ => col
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(|s| s.as_bytes().to_vec()))
+            .collect(),
     })
 }
 
@@ -171,7 +196,9 @@ mod tests {
     fn unknown_columns_fail_early() {
         let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
         let reader = RecordBatchIterator::new(vec![], schema);
-        let err = ArrowRows::new(Box::new(reader), Some("nope".into()), None).err().unwrap();
+        let err = ArrowRows::new(Box::new(reader), Some("nope".into()), None)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("columns are: id"));
     }
 }

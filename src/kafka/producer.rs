@@ -105,7 +105,10 @@ pub struct ProduceState {
 impl ProduceState {
     /// Failure reasons and how often each occurred.
     pub fn errors(&self) -> Vec<(String, u64)> {
-        self.errors.lock().map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect()).unwrap_or_default()
+        self.errors
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default()
     }
 
     fn fail(&self, reason: String) {
@@ -117,7 +120,11 @@ impl ProduceState {
 
     /// Seconds since sending started.
     pub fn elapsed(&self) -> f64 {
-        self.started.lock().ok().and_then(|s| *s).map_or(0.0, |s| s.elapsed().as_secs_f64())
+        self.started
+            .lock()
+            .ok()
+            .and_then(|s| *s)
+            .map_or(0.0, |s| s.elapsed().as_secs_f64())
     }
 
     /// Mark the run finished and wake waiters.
@@ -130,8 +137,13 @@ impl ProduceState {
 
     /// Wait up to `timeout` for the run to finish; true if it has.
     pub fn wait(&self, timeout: Duration) -> bool {
-        let Ok(guard) = self.done.lock() else { return true };
-        match self.done_cv.wait_timeout_while(guard, timeout, |done| !*done) {
+        let Ok(guard) = self.done.lock() else {
+            return true;
+        };
+        match self
+            .done_cv
+            .wait_timeout_while(guard, timeout, |done| !*done)
+        {
             Ok((done, _)) => *done,
             Err(_) => true,
         }
@@ -189,7 +201,9 @@ impl ProducerContext for DeliveryCounter {
         match result {
             Ok(m) => {
                 self.state.acknowledged.fetch_add(1, Ordering::Relaxed);
-                self.state.bytes.fetch_add(m.payload_len() as u64, Ordering::Relaxed);
+                self.state
+                    .bytes
+                    .fetch_add(m.payload_len() as u64, Ordering::Relaxed);
             }
             Err((e, _)) => self.state.fail(e.to_string()),
         }
@@ -233,8 +247,15 @@ fn run(
     opts.validate()?;
     let config = opts.kafka.client_config(&producer_defaults(opts));
     let producer: ThreadedProducer<DeliveryCounter> =
-        config.create_with_context(DeliveryCounter { state: state.clone() })?;
-    let partitions = ensure_topic(producer.client(), &opts.kafka, &opts.topic, &opts.topic_spec)?;
+        config.create_with_context(DeliveryCounter {
+            state: state.clone(),
+        })?;
+    let partitions = ensure_topic(
+        producer.client(),
+        &opts.kafka,
+        &opts.topic,
+        &opts.topic_spec,
+    )?;
     let max_bytes: usize = opts
         .kafka
         .get("message.max.bytes")
@@ -275,7 +296,11 @@ fn run(
                 }
             };
             if value.len() > max_bytes {
-                fatal = Some(Error::MessageTooLarge { position: sent, size: value.len(), limit: max_bytes });
+                fatal = Some(Error::MessageTooLarge {
+                    position: sent,
+                    size: value.len(),
+                    limit: max_bytes,
+                });
                 break 'outer;
             }
             let mut record = BaseRecord::to(&opts.topic).payload(&value[..]);
@@ -293,12 +318,21 @@ fn run(
                         }
                         std::thread::sleep(Duration::from_millis(1));
                     }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
-                        fatal = Some(Error::MessageTooLarge { position: sent, size: value.len(), limit: max_bytes });
+                    Err((
+                        KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
+                        _,
+                    )) => {
+                        fatal = Some(Error::MessageTooLarge {
+                            position: sent,
+                            size: value.len(),
+                            limit: max_bytes,
+                        });
                         break 'outer;
                     }
                     Err((e, _)) => {
-                        fatal = Some(Error::Kafka(format!("could not enqueue message {sent}: {e}")));
+                        fatal = Some(Error::Kafka(format!(
+                            "could not enqueue message {sent}: {e}"
+                        )));
                         break 'outer;
                     }
                 }

@@ -20,8 +20,13 @@ impl RawEmbeddedKafka {
     /// Start a cluster with `brokers` brokers and `partitions` partitions per topic by default.
     #[new]
     fn new(py: Python<'_>, brokers: i32, partitions: i32) -> PyResult<Self> {
-        let cluster = py.detach(|| EmbeddedCluster::start(brokers, partitions)).py()?;
-        Ok(RawEmbeddedKafka { servers: cluster.bootstrap_servers().to_string(), cluster: Mutex::new(cluster) })
+        let cluster = py
+            .detach(|| EmbeddedCluster::start(brokers, partitions))
+            .py()?;
+        Ok(RawEmbeddedKafka {
+            servers: cluster.bootstrap_servers().to_string(),
+            cluster: Mutex::new(cluster),
+        })
     }
 
     /// `host:port,…` of the brokers.
@@ -33,9 +38,14 @@ impl RawEmbeddedKafka {
     /// Create a topic.
     #[pyo3(signature = (topic, partitions=None))]
     fn create_topic(&self, py: Python<'_>, topic: &str, partitions: Option<i32>) -> PyResult<()> {
-        let guard = self.cluster.lock().map_err(|_| PyRuntimeError::new_err("lock poisoned"))?;
+        let guard = self
+            .cluster
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("lock poisoned"))?;
         if !guard.is_running() {
-            return Err(PyRuntimeError::new_err("the embedded Kafka cluster is stopped"));
+            return Err(PyRuntimeError::new_err(
+                "the embedded Kafka cluster is stopped",
+            ));
         }
         py.detach(|| guard.create_topic(topic, partitions)).py()
     }

@@ -6,7 +6,9 @@ use pyo3::types::PyBytes;
 use pyo3_arrow::{PySchema, PyTable};
 
 use super::errors::IntoPyResult;
-use crate::generate::{message_batch, message_schema, new_source, GeneratorOptions, KeyChoice, PROFILES};
+use crate::generate::{
+    message_batch, message_schema, new_source, GeneratorOptions, KeyChoice, PROFILES,
+};
 
 /// Build [`GeneratorOptions`] from the keyword arguments shared by
 /// `generate()` and the producer.
@@ -54,6 +56,9 @@ pub fn profile_schema(profile: &str) -> PyResult<PySchema> {
     Ok(PySchema::new(src.schema()))
 }
 
+/// A message as Python bytes: (key or None, value).
+type KeyValue = (Option<Py<PyBytes>>, Py<PyBytes>);
+
 /// The first `n` messages of `profile` as `(key, value)` byte pairs: for
 /// samples and small displays only (one Python object per message).
 #[pyfunction]
@@ -63,9 +68,15 @@ pub fn sample_messages(
     profile: &str,
     n: usize,
     seed: u64,
-) -> PyResult<Vec<(Option<Py<PyBytes>>, Py<PyBytes>)>> {
-    let mut src =
-        new_source(profile, GeneratorOptions { seed, ..Default::default() }).py()?;
+) -> PyResult<Vec<KeyValue>> {
+    let mut src = new_source(
+        profile,
+        GeneratorOptions {
+            seed,
+            ..Default::default()
+        },
+    )
+    .py()?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let (mut k, mut v) = (Vec::new(), Vec::new());
@@ -102,12 +113,24 @@ pub fn generate(
     batch_size: usize,
 ) -> PyResult<PyTable> {
     let opts = options(
-        seed, start_time_us, event_interval_s, duplicate_ratio, late_ratio, max_lateness_s,
-        malformed_ratio, key_field, no_key, devices,
+        seed,
+        start_time_us,
+        event_interval_s,
+        duplicate_ratio,
+        late_ratio,
+        max_lateness_s,
+        malformed_ratio,
+        key_field,
+        no_key,
+        devices,
     );
     let mut src = new_source(profile, opts).py()?;
     let batch_size = batch_size.max(1);
-    let schema = if as_messages { message_schema() } else { src.schema() };
+    let schema = if as_messages {
+        message_schema()
+    } else {
+        src.schema()
+    };
     let batches = py
         .detach(|| {
             let mut out = Vec::new();

@@ -66,7 +66,11 @@ fn produce_options(
             connect_timeout: seconds("connect_timeout", connect_timeout_s)?,
         },
         topic,
-        topic_spec: TopicSpec { create: create_topic, partitions, replication_factor },
+        topic_spec: TopicSpec {
+            create: create_topic,
+            partitions,
+            replication_factor,
+        },
         count,
         duration: duration_s.map(|d| seconds("duration", d)).transpose()?,
         rate,
@@ -144,12 +148,31 @@ impl RawProduceJob {
         devices: u32,
     ) -> PyResult<Self> {
         let opts = produce_options(
-            bootstrap_servers, topic, config, connect_timeout_s, create_topic, partitions,
-            replication_factor, count, duration_s, rate, idempotent, compression, flush_timeout_s,
+            bootstrap_servers,
+            topic,
+            config,
+            connect_timeout_s,
+            create_topic,
+            partitions,
+            replication_factor,
+            count,
+            duration_s,
+            rate,
+            idempotent,
+            compression,
+            flush_timeout_s,
         )?;
         let gen_opts = options(
-            seed, start_time_us, event_interval_s, duplicate_ratio, late_ratio, max_lateness_s,
-            malformed_ratio, key_field, no_key, devices,
+            seed,
+            start_time_us,
+            event_interval_s,
+            duplicate_ratio,
+            late_ratio,
+            max_lateness_s,
+            malformed_ratio,
+            key_field,
+            no_key,
+            devices,
         );
         let source = new_source(profile, gen_opts).py()?;
         Ok(Self::new(opts, Box::new(source)))
@@ -179,8 +202,19 @@ impl RawProduceJob {
         value_column: Option<String>,
     ) -> PyResult<Self> {
         let opts = produce_options(
-            bootstrap_servers, topic, config, connect_timeout_s, create_topic, partitions,
-            replication_factor, None, None, rate, idempotent, compression, flush_timeout_s,
+            bootstrap_servers,
+            topic,
+            config,
+            connect_timeout_s,
+            create_topic,
+            partitions,
+            replication_factor,
+            None,
+            None,
+            rate,
+            idempotent,
+            compression,
+            flush_timeout_s,
         )?;
         let rows = ArrowRows::new(data.into_reader()?, key_column, value_column).py()?;
         Ok(Self::new(opts, Box::new(rows)))
@@ -199,8 +233,13 @@ impl RawProduceJob {
         let handle = std::thread::Builder::new()
             .name("kafkalake-produce".into())
             .spawn(move || produce(source.as_mut(), &opts, &state))
-            .map_err(|e| PyRuntimeError::new_err(format!("could not start the producer thread: {e}")))?;
-        *self.thread.lock().map_err(|_| PyRuntimeError::new_err("job lock poisoned"))? = Some(handle);
+            .map_err(|e| {
+                PyRuntimeError::new_err(format!("could not start the producer thread: {e}"))
+            })?;
+        *self
+            .thread
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("job lock poisoned"))? = Some(handle);
         Ok(())
     }
 
@@ -230,13 +269,18 @@ impl RawProduceJob {
 
     /// Join the run: `(report, error or None)`. Raises if it never started
     /// sending (bad config, unreachable broker, missing topic).
-    fn result<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyDict>, Option<Bound<'py, PyAny>>)> {
+    fn result<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyDict>, Option<Bound<'py, PyAny>>)> {
         let handle = self
             .thread
             .lock()
             .map_err(|_| PyRuntimeError::new_err("job lock poisoned"))?
             .take()
-            .ok_or_else(|| PyRuntimeError::new_err("this produce job was not started, or its result was taken"))?;
+            .ok_or_else(|| {
+                PyRuntimeError::new_err("this produce job was not started, or its result was taken")
+            })?;
         let outcome = py
             .detach(|| handle.join())
             .map_err(|_| PyRuntimeError::new_err("the producer thread panicked"))?;

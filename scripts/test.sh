@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Install every test dependency (the tansu Kafka broker, Python test packages),
+# build kafkalake in release mode, then run the lint and the whole test suite.
+# This is what CI runs (.ci/run). Safe to re-run: builds are cached in
+# ~/.cache/kafkalake (override with KAFKALAKE_CACHE).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export KAFKALAKE_CACHE="${KAFKALAKE_CACHE:-$HOME/.cache/kafkalake}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KAFKALAKE_CACHE/target}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+step() { printf '\n==> %s (%s)\n' "$*" "$(date +%H:%M:%S)"; }
+
+step "system packages"
+missing=()
+for tool in gcc g++ make perl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+python3 -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing build tools for: ${missing[*]}"
+  sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq build-essential perl python3-venv
+fi
+
+step "Kafka broker: tansu from crates.io (built once, then cached)"
+KAFKALAKE_TANSU="$(scripts/install-tansu.sh)"
+export KAFKALAKE_TANSU
+"$KAFKALAKE_TANSU" --version
+
+step "Python environment (.venv) and test packages"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+# shellcheck disable=SC1091
+. .venv/bin/activate
+pip install -q --upgrade pip
+pip install -q "maturin>=1.9,<2"
+
+step "build and install kafkalake (release)"
+pip install --no-build-isolation ".[test,lint,bench]"
+
+step "lint: rustfmt, clippy, ruff, mypy, stubtest"
+scripts/lint.sh
+
+step "Rust tests"
+cargo test --release --locked
+
+step "Python tests (real broker, embedded cluster, CLI)"
+set +e
+python -m pytest -p no:cacheprovider
+code=$?
+set -e
+if [ "$code" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure here" >&2
+  exit 1
+fi
+exit "$code"
