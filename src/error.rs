@@ -56,6 +56,18 @@ pub enum Error {
         limit: usize,
     },
 
+    /// A table that cannot be used as asked (schema conflict, not a table).
+    #[error("{0}")]
+    Table(String),
+
+    /// A Delta Lake error.
+    #[error("Delta Lake error: {0}")]
+    Delta(String),
+
+    /// Object storage could not be reached or refused the request.
+    #[error("storage error: {0}")]
+    Storage(String),
+
     /// Any other error reported by librdkafka.
     #[error("Kafka error: {0}")]
     Kafka(String),

@@ -3,10 +3,13 @@
 //! binding layer in [`python`] (feature `python`), or from Rust directly.
 #![deny(missing_docs)]
 
+pub mod decode;
 pub mod error;
 pub mod generate;
+pub mod ingest;
 pub mod kafka;
 pub mod runtime;
+pub mod sink;
 
 #[cfg(feature = "python")]
 mod python;

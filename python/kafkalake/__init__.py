@@ -14,11 +14,15 @@ Quick start::
 from kafkalake import exceptions
 from kafkalake._kafkalake import __version__
 from kafkalake.embedded import EmbeddedKafka
+from kafkalake.ingest import BatchConsumer, ConsumedBatch, IngestReport, ingest
 from kafkalake.generate import PROFILES, Profile, generate, profile_schema, sample
 from kafkalake.producer import Compression, ProduceReport, produce, produce_arrow
 
 __all__ = [
     "PROFILES",
+    "BatchConsumer",
+    "ConsumedBatch",
+    "IngestReport",
     "Compression",
     "EmbeddedKafka",
     "ProduceReport",
@@ -26,6 +30,7 @@ __all__ = [
     "__version__",
     "exceptions",
     "generate",
+    "ingest",
     "produce",
     "produce_arrow",
     "profile_schema",

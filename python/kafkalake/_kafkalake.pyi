@@ -4,7 +4,9 @@ from typing import Any, final
 from kafkalake._arrow import ArrowSchemaExportable, ArrowStreamExportable
 
 __all__ = [
+    "RawBatchConsumer",
     "RawEmbeddedKafka",
+    "RawIngest",
     "RawProduceJob",
     "__version__",
     "generate",
@@ -101,3 +103,69 @@ class RawEmbeddedKafka:
     def stop(self) -> None: ...
     @staticmethod
     def retention() -> tuple[int, int]: ...
+
+@final
+class RawIngest:
+    def __new__(
+        cls,
+        *,
+        bootstrap_servers: str,
+        topics: list[str],
+        group_id: str,
+        config: dict[str, str],
+        connect_timeout_s: float,
+        start: str,
+        start_offsets: dict[tuple[str, int], int] | None,
+        start_timestamp_ms: int | None,
+        max_rows: int,
+        max_bytes: int,
+        max_latency_s: float,
+        sink: str,
+        uri: str,
+        storage_options: dict[str, str],
+        name: str,
+        partition_by: list[str],
+        date_column: tuple[str, str] | None,
+        target_file_size: int | None,
+        checkpoint_interval: int,
+        schema: object | None,
+        metadata_columns: bool,
+        flatten: bool,
+        max_message_bytes: int,
+        dead_letter_uri: str,
+        mode: str,
+        duration_s: float | None,
+    ) -> RawIngest: ...
+    def start(self) -> None: ...
+    def wait(self, timeout_s: float) -> bool: ...
+    def cancel(self) -> None: ...
+    def metrics(self) -> dict[str, Any]: ...
+    def result(self) -> tuple[dict[str, Any], BaseException | None]: ...
+
+@final
+class RawBatchConsumer:
+    def __new__(
+        cls,
+        *,
+        bootstrap_servers: str,
+        topics: list[str],
+        group_id: str,
+        config: dict[str, str],
+        connect_timeout_s: float,
+        start: str,
+        start_offsets: dict[tuple[str, int], int] | None,
+        start_timestamp_ms: int | None,
+        max_rows: int,
+        max_bytes: int,
+        max_latency_s: float,
+        schema: object | None,
+        metadata_columns: bool,
+        flatten: bool,
+        max_message_bytes: int,
+    ) -> RawBatchConsumer: ...
+    def poll(
+        self, timeout_s: float
+    ) -> tuple[ArrowStreamExportable, ArrowStreamExportable, list[tuple[str, int, int]]] | None: ...
+    def commit(self, offsets: list[tuple[str, int, int]]) -> None: ...
+    def assignment(self) -> list[tuple[str, int]]: ...
+    def close(self) -> None: ...

@@ -73,6 +73,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 progress=False,
             )
             print(_report_row(profile, report), flush=True)
+        if args.ingest:
+            _demo_ingest(kafka, args)
     print("\nOne message of each profile (key, then value):")
     for profile in args.profiles:
         ((key, value),) = sample(profile, 1, seed=args.seed)
@@ -80,6 +82,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(json.dumps(json.loads(value), indent=2, ensure_ascii=False))
     print("\nNext: kafkalake produce --help, or see README.md for the Python API.")
     return 0
+
+
+def _demo_ingest(kafka: EmbeddedKafka, args: argparse.Namespace) -> None:
+    import tempfile
+
+    from kafkalake.ingest import ingest
+
+    # Small enough for the embedded cluster's 5 MiB per partition.
+    n, partitions = 20_000, 8
+    topic = "demo-ingest"
+    servers = kafka.bootstrap_servers
+    kafka.create_topic(topic, partitions)
+    print(f"\nProduce {n:,} iot events to '{topic}' ({partitions} partitions), then ingest them")
+    print("into a Delta table, exactly once, and query it:")
+    produce("iot", topic, bootstrap_servers=servers, count=n, seed=args.seed,
+            duplicate_ratio=0.0, progress=False)
+    table = args.table or tempfile.mkdtemp(prefix="kafkalake-demo-") + "/iot"
+    report = ingest(topic, table, bootstrap_servers=servers, metadata_columns=True,
+                    date_column=("createdAt", "date"), partition_by=["date"], progress=False)
+    print(f"  {report}")
+    from deltalake import DeltaTable
+
+    dt = DeltaTable(table)
+    data = dt.to_pyarrow_table()
+    print(f"  table {table}: version {dt.version()}, {data.num_rows:,} rows, "
+          f"{len(dt.file_uris())} files, partitioned by {dt.metadata().partition_columns}")
+    offsets = set(zip(data.column("_partition").to_pylist(), data.column("_offset").to_pylist(),
+                      strict=True))
+    print(f"  distinct (partition, offset) pairs: {len(offsets):,} (produced: {n:,})")
+    by_type = data.group_by("type").aggregate([("value", "mean"), ("value", "count")])
+    for row in sorted(by_type.to_pylist(), key=lambda r: str(r["type"])):
+        print(f"    {row['type']:<10} {row['value_count']:>7,} events, mean value "
+              f"{row['value_mean']:.2f}")
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -127,6 +162,49 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from kafkalake.ingest import ingest
+
+    servers = args.bootstrap_servers or os.environ.get(BOOTSTRAP_ENV)
+    if not servers:
+        raise InvalidArgumentError(
+            f"no brokers given: pass --bootstrap-servers host:port or set {BOOTSTRAP_ENV}"
+        )
+    until: str | float = args.until
+    if until not in ("caught_up", "forever"):
+        try:
+            until = float(until)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"--until takes caught_up, forever or a number of seconds, got {until!r}"
+            ) from None
+    date_column = None
+    if args.date_from:
+        date_column = (args.date_from, "date")
+    report = ingest(
+        args.topics,
+        args.table,
+        bootstrap_servers=servers,
+        format=args.format,
+        name=args.name,
+        group_id=args.group_id,
+        until=until,  # type: ignore[arg-type]
+        partition_by=args.partition_by or (["date"] if args.date_from else []),
+        date_column=date_column,
+        metadata_columns=args.metadata_columns,
+        max_rows=args.max_rows,
+        max_latency=args.max_latency,
+        config=_config_pairs(args.config),
+        storage_options=_config_pairs(args.storage_option),
+        dead_letter_table=args.dead_letter_table,
+    )
+    if args.json:
+        print(json.dumps(report.__dict__))
+    else:
+        print(report)
+    return 130 if report.interrupted else 0
+
+
 def cmd_profiles(args: argparse.Namespace) -> int:
     for profile in get_args(Profile):
         ((key, value),) = sample(profile, 1)
@@ -161,6 +239,9 @@ def parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--partitions", type=int, default=4)
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--no-ingest", dest="ingest", action="store_false",
+                   help="skip the produce → ingest → query step")
+    d.add_argument("--table", help="where the demo's Delta table goes (default: a temp dir)")
     d.set_defaults(func=cmd_demo)
 
     pr = sub.add_parser("produce", help="produce a profile's events to a topic")
@@ -202,6 +283,26 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--devices", type=int, default=1000)
     pr.add_argument("--json", action="store_true", help="print the report as JSON")
     pr.set_defaults(func=cmd_produce)
+
+    ig = sub.add_parser("ingest", help="ingest topics into a Delta table or Parquet files")
+    ig.add_argument("topics", nargs="+")
+    ig.add_argument("--table", required=True, help="Delta table or Parquet directory (path or URI)")
+    ig.add_argument("--format", choices=["delta", "parquet"], default="delta")
+    ig.add_argument("--bootstrap-servers", help=f"host:port[,…] (or ${BOOTSTRAP_ENV})")
+    ig.add_argument("--name", help="ingest name (default: the table's last path component)")
+    ig.add_argument("--group-id")
+    ig.add_argument("--until", default="caught_up",
+                    help="caught_up (default), forever, or a number of seconds")
+    ig.add_argument("--partition-by", action="append")
+    ig.add_argument("--date-from", help="timestamp column to derive a 'date' partition from")
+    ig.add_argument("--metadata-columns", action="store_true")
+    ig.add_argument("--max-rows", type=int, default=100_000)
+    ig.add_argument("--max-latency", type=float, default=5.0, help="seconds")
+    ig.add_argument("--dead-letter-table")
+    ig.add_argument("-X", "--config", action="append", default=[], metavar="KEY=VALUE")
+    ig.add_argument("-S", "--storage-option", action="append", default=[], metavar="KEY=VALUE")
+    ig.add_argument("--json", action="store_true")
+    ig.set_defaults(func=cmd_ingest)
 
     pf = sub.add_parser("profiles", help="list the event profiles with a sample each")
     pf.add_argument("--schema", action="store_true", help="print Arrow schemas (needs pyarrow)")

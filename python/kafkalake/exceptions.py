@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from kafkalake.ingest import IngestReport
     from kafkalake.producer import ProduceReport
 
 __all__ = [
@@ -16,12 +17,15 @@ __all__ = [
     "BrokerUnreachableError",
     "ConfigError",
     "DeliveryError",
+    "DeltaError",
     "InvalidArgumentError",
     "KafkaError",
     "KafkalakeError",
     "KafkalakeIOError",
     "MessageTooLargeError",
     "ProduceInterrupted",
+    "StorageError",
+    "TableError",
     "TopicNotFoundError",
 ]
 
@@ -33,7 +37,7 @@ class KafkalakeError(Exception):
     was delivered up to then in ``report`` (``None`` otherwise).
     """
 
-    report: ProduceReport | None = None
+    report: ProduceReport | IngestReport | None = None
 
 
 class InvalidArgumentError(KafkalakeError, ValueError):
@@ -70,6 +74,18 @@ class ArrowError(KafkalakeError, ValueError):
 
 class KafkalakeIOError(KafkalakeError, OSError):
     """A file or network I/O error."""
+
+
+class StorageError(KafkalakeError, OSError):
+    """Object storage (local disk, Blob, ADLS) could not be reached or refused a request."""
+
+
+class TableError(KafkalakeError, ValueError):
+    """A table that cannot be used as asked: not a Delta table, or a conflicting schema."""
+
+
+class DeltaError(KafkalakeError):
+    """Any other Delta Lake error."""
 
 
 class ProduceInterrupted(KeyboardInterrupt):

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod consumer;
 pub mod embedded;
 pub mod messages;
 pub mod producer;

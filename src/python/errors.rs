@@ -18,6 +18,9 @@ fn class_name(e: &Error) -> &'static str {
         Error::Kafka(_) => "KafkaError",
         Error::Arrow(_) => "ArrowError",
         Error::Io(_) => "KafkalakeIOError",
+        Error::Table(_) => "TableError",
+        Error::Delta(_) => "DeltaError",
+        Error::Storage(_) => "StorageError",
     }
 }
 

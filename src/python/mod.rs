@@ -4,6 +4,7 @@
 mod embedded;
 mod errors;
 mod generate;
+mod ingest;
 mod producer;
 
 use pyo3::prelude::*;
@@ -18,5 +19,7 @@ fn _kafkalake(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(generate::sample_messages, m)?)?;
     m.add_class::<producer::RawProduceJob>()?;
     m.add_class::<embedded::RawEmbeddedKafka>()?;
+    m.add_class::<ingest::RawIngest>()?;
+    m.add_class::<ingest::RawBatchConsumer>()?;
     Ok(())
 }

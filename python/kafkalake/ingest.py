@@ -1,0 +1,429 @@
+"""Kafka → Delta Lake / Parquet, exactly once; and Arrow batches to Python."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from kafkalake import _kafkalake
+from kafkalake._arrow import ArrowSchemaExportable, ArrowStreamExportable
+from kafkalake._config import ConfigValue, librdkafka_config, positive
+from kafkalake._progress import interactive
+from kafkalake.exceptions import InvalidArgumentError, KafkalakeError
+
+__all__ = ["BatchConsumer", "ConsumedBatch", "IngestReport", "Start", "ingest"]
+
+Start = Literal["earliest", "latest"] | datetime | Mapping[tuple[str, int], int]
+"""Where partitions with nothing stored start: the oldest message, new ones
+only, the first message at or after a time, or explicit offsets per
+(topic, partition)."""
+
+_POLL_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What an ingest run did."""
+
+    messages: int
+    """Messages consumed."""
+    rows: int
+    """Rows written to the table or files."""
+    dead_letters: int
+    """Messages written to the dead-letter table instead."""
+    commits: int
+    """Sink commits (Delta versions or Parquet flushes)."""
+    elapsed_seconds: float
+    """Duration of the run."""
+    interrupted: bool = False
+    """Stopped by Ctrl-C."""
+    bytes: int = 0
+    """Message value bytes consumed."""
+    batches: int = 0
+    """Batches written."""
+    files: int = 0
+    """Data files written."""
+    commit_p50_seconds: float = 0.0
+    """Median time from a closed batch to its durable commit."""
+    commit_p99_seconds: float = 0.0
+    """99th percentile of the same."""
+    lag: list[tuple[str, int, int]] = field(default_factory=list)
+    """(topic, partition, messages behind) at the end."""
+
+    @property
+    def rate(self) -> float:
+        """Messages per second."""
+        return self.messages / self.elapsed_seconds if self.elapsed_seconds else 0.0
+
+    def __str__(self) -> str:
+        text = (
+            f"{self.messages:,} messages → {self.rows:,} rows in {self.commits:,} commits, "
+            f"{self.dead_letters:,} dead letters, {self.elapsed_seconds:.2f} s "
+            f"({self.rate:,.0f} msg/s, commit p50 {self.commit_p50_seconds * 1000:.0f} ms)"
+        )
+        return text + (" (interrupted)" if self.interrupted else "")
+
+
+def _start_args(start: Start) -> dict[str, Any]:
+    if start in ("earliest", "latest"):
+        return {"start": start, "start_offsets": None, "start_timestamp_ms": None}
+    if isinstance(start, datetime):
+        ts = start if start.tzinfo else start.replace(tzinfo=UTC)
+        return {"start": "timestamp", "start_offsets": None,
+                "start_timestamp_ms": int(ts.timestamp() * 1000)}
+    if isinstance(start, Mapping):
+        offsets = {(str(t), int(p)): int(o) for (t, p), o in start.items()}
+        return {"start": "offsets", "start_offsets": offsets, "start_timestamp_ms": None}
+    raise InvalidArgumentError(
+        f"start must be 'earliest', 'latest', a datetime or {{(topic, partition): offset}}, "
+        f"got {start!r}"
+    )
+
+
+def _consumer_args(
+    topics: str | Sequence[str],
+    bootstrap_servers: str,
+    group_id: str,
+    config: Mapping[str, ConfigValue] | None,
+    connect_timeout: float,
+    start: Start,
+    max_rows: int,
+    max_bytes: int,
+    max_latency: float,
+) -> dict[str, Any]:
+    topic_list = [topics] if isinstance(topics, str) else list(topics)
+    if not topic_list or not all(isinstance(t, str) and t for t in topic_list):
+        raise InvalidArgumentError("topics must be a topic name or a list of them")
+    if not isinstance(bootstrap_servers, str) or not bootstrap_servers.strip():
+        raise InvalidArgumentError("bootstrap_servers must be 'host:port[,host:port…]'")
+    if not isinstance(group_id, str) or not group_id:
+        raise InvalidArgumentError("group_id must be a non-empty string")
+    positive("max_rows", max_rows, integer=True)
+    positive("max_bytes", max_bytes, integer=True)
+    positive("max_latency", max_latency)
+    positive("connect_timeout", connect_timeout)
+    return {
+        "bootstrap_servers": bootstrap_servers,
+        "topics": topic_list,
+        "group_id": group_id,
+        "config": librdkafka_config(config),
+        "connect_timeout_s": float(connect_timeout),
+        "max_rows": max_rows,
+        "max_bytes": max_bytes,
+        "max_latency_s": float(max_latency),
+        **_start_args(start),
+    }
+
+
+def _uri(location: str | Path) -> str:
+    return str(location) if isinstance(location, Path) else location
+
+
+def ingest(
+    topics: str | Sequence[str],
+    table: str | Path,
+    *,
+    bootstrap_servers: str,
+    format: Literal["delta", "parquet"] = "delta",
+    name: str | None = None,
+    group_id: str | None = None,
+    until: Literal["caught_up", "forever"] | float = "caught_up",
+    start: Start = "earliest",
+    schema: ArrowSchemaExportable | None = None,
+    partition_by: Sequence[str] = (),
+    date_column: tuple[str, str] | None = None,
+    metadata_columns: bool = False,
+    flatten: bool = False,
+    max_rows: int = 100_000,
+    max_bytes: int = 64 * 1024 * 1024,
+    max_latency: float = 5.0,
+    max_message_bytes: int = 8 * 1024 * 1024,
+    target_file_size: int | None = None,
+    checkpoint_interval: int = 10,
+    dead_letter_table: str | Path | None = None,
+    storage_options: Mapping[str, str] | None = None,
+    config: Mapping[str, ConfigValue] | None = None,
+    connect_timeout: float = 10.0,
+    progress: bool | None = None,
+) -> IngestReport:
+    """Ingest Kafka topics into a Delta table (or Parquet files), exactly once.
+
+    Each commit to the table carries, atomically, the last offset written per
+    partition; on start and on every partition assignment the consumer
+    resumes right after it. Killing and restarting an ingest, or running
+    several with the same ``name``/``group_id`` (scale-out), never loses or
+    duplicates a message.
+
+    Args:
+        topics: topic name or names.
+        table: Delta table (``format="delta"``) or directory
+            (``format="parquet"``): a local path or an object-store URI.
+        bootstrap_servers: ``host:port[,…]``.
+        format: ``"delta"`` or ``"parquet"`` (one file per partition and
+            batch, named after its offset range).
+        name: the ingest's name: part of each partition's transaction id in
+            the table (default: the table location's last component).
+        group_id: consumer group (default: ``kafkalake-<name>``).
+        until: ``"caught_up"`` stops once the high-water marks seen at start
+            are reached (Spark's AvailableNow); ``"forever"`` runs until
+            Ctrl-C; a number runs that many seconds.
+        start: where partitions with nothing stored start.
+        schema: Arrow schema of the JSON values (pyarrow schema or anything
+            with ``__arrow_c_schema__``); default: the table's, else inferred
+            from the first batch (nested objects stay structs, RFC 3339
+            strings become timestamps).
+        partition_by: partition columns of a created Delta table.
+        date_column: ``(timestamp column, name)``: add a ``date`` column
+            derived from event time (e.g. ``("createdAt", "date")``), to
+            partition by.
+        metadata_columns: add ``_topic``, ``_partition``, ``_offset``,
+            ``_timestamp`` and ``_key``.
+        flatten: nested structs become ``parent.child`` columns.
+        max_rows, max_bytes, max_latency: a batch is written when any is
+            reached (latency in seconds).
+        max_message_bytes: larger messages go to the dead letters.
+        target_file_size: target size of Delta data files in bytes.
+        checkpoint_interval: a Delta checkpoint every this many commits.
+        dead_letter_table: Delta table for undecodable messages (default:
+            ``<table>_dead_letters``).
+        storage_options: object-store options (delta-rs keys).
+        config: librdkafka settings, passed through.
+        connect_timeout: seconds to wait for the cluster.
+        progress: show live counters (default: when someone is watching).
+
+    Returns:
+        An :class:`IngestReport`. Ctrl-C stops after writing what was read
+        and returns the report with ``interrupted=True``.
+    """
+    uri = _uri(table)
+    if format not in ("delta", "parquet"):
+        raise InvalidArgumentError(f"format must be 'delta' or 'parquet', got {format!r}")
+    name = name or uri.rstrip("/").rsplit("/", 1)[-1] or "kafkalake"
+    group_id = group_id or f"kafkalake-{name}"
+    if until == "caught_up":
+        mode, duration = "available", None
+    elif until == "forever":
+        mode, duration = "forever", None
+    else:
+        positive("until", until)
+        mode, duration = "duration", float(until)
+    if date_column is not None and (
+        not isinstance(date_column, tuple) or len(date_column) != 2
+    ):
+        raise InvalidArgumentError("date_column must be (timestamp column, new column name)")
+    positive("max_message_bytes", max_message_bytes, integer=True)
+    positive("checkpoint_interval", checkpoint_interval, integer=True)
+    positive("target_file_size", target_file_size, integer=True)
+    raw = _kafkalake.RawIngest(
+        **_consumer_args(
+            topics, bootstrap_servers, group_id, config, connect_timeout, start,
+            max_rows, max_bytes, max_latency,
+        ),
+        sink=format,
+        uri=uri,
+        storage_options=dict(storage_options or {}),
+        name=name,
+        partition_by=list(partition_by),
+        date_column=date_column,
+        target_file_size=target_file_size,
+        checkpoint_interval=checkpoint_interval,
+        schema=schema,
+        metadata_columns=metadata_columns,
+        flatten=flatten,
+        max_message_bytes=max_message_bytes,
+        dead_letter_uri=_uri(dead_letter_table) if dead_letter_table else uri.rstrip("/") + "_dead_letters",
+        mode=mode,
+        duration_s=duration,
+    )
+    show = interactive() if progress is None else progress
+    raw.start()
+    interrupted = False
+    bar = _IngestProgress(show)
+    try:
+        while not raw.wait(_POLL_SECONDS):
+            bar.update(raw.metrics())
+    except KeyboardInterrupt:
+        interrupted = True
+        raw.cancel()
+        while not raw.wait(_POLL_SECONDS):
+            pass
+    bar.close()
+    lag = raw.metrics()["lag"]
+    report_raw, error = raw.result()
+    report = IngestReport(**{**report_raw, "lag": lag, "interrupted": interrupted})
+    if error is not None:
+        if isinstance(error, KafkalakeError):
+            error.report = report
+        raise error
+    return report
+
+
+class _IngestProgress:
+    def __init__(self, enabled: bool) -> None:
+        self._enabled = enabled
+        self._bar: Any = None
+        self._t0 = time.monotonic()
+
+    def update(self, m: Mapping[str, Any]) -> None:
+        if not self._enabled or time.monotonic() - self._t0 < 1.0:
+            return
+        if self._bar is None:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(desc="ingest", unit="msg", unit_scale=True)
+        self._bar.n = m["messages"]
+        lag = sum(behind for _, _, behind in m["lag"])
+        self._bar.set_postfix(rows=f"{m['rows']:,}", dead=m["dead_letters"],
+                              commits=m["commits"], lag=f"{lag:,}", refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+@dataclass
+class ConsumedBatch:
+    """One batch from a :class:`BatchConsumer`."""
+
+    data: ArrowStreamExportable
+    """The decoded rows (``pyarrow.table(batch.data)``, ``polars.DataFrame(batch.data)``)."""
+    dead_letters: ArrowStreamExportable
+    """Messages that could not be decoded, with raw bytes and the reason."""
+    offsets: list[tuple[str, int, int]]
+    """Last offset per (topic, partition) in the batch."""
+    _consumer: BatchConsumer
+
+    def __len__(self) -> int:
+        """Decoded rows in the batch."""
+        return _num_rows(self.data)
+
+    def commit(self) -> None:
+        """Mark the batch done: commit its offsets to the consumer group."""
+        self._consumer.commit(self)
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        return self.data.__arrow_c_stream__(requested_schema)
+
+
+def _num_rows(table: ArrowStreamExportable) -> int:
+    return len(table)  # type: ignore[arg-type]
+
+
+class BatchConsumer:
+    """Consume topics as Arrow record batches, committing when told to.
+
+    Batches close on ``max_rows``, ``max_bytes`` or ``max_latency``. Offsets
+    are committed to the consumer group only when you call
+    :meth:`ConsumedBatch.commit` (or :meth:`commit`), so a crash before that
+    re-delivers the batch (at-least-once; for exactly-once use
+    :func:`ingest`). Iterate it, synchronously or with ``async for``.
+
+    Example::
+
+        with kafkalake.BatchConsumer("telemetry", bootstrap_servers=servers,
+                                     group_id="analytics") as consumer:
+            for batch in consumer:
+                df = polars.DataFrame(batch.data)
+                ...
+                batch.commit()
+    """
+
+    def __init__(
+        self,
+        topics: str | Sequence[str],
+        *,
+        bootstrap_servers: str,
+        group_id: str,
+        start: Start = "earliest",
+        schema: ArrowSchemaExportable | None = None,
+        metadata_columns: bool = False,
+        flatten: bool = False,
+        max_rows: int = 100_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_latency: float = 1.0,
+        max_message_bytes: int = 8 * 1024 * 1024,
+        config: Mapping[str, ConfigValue] | None = None,
+        connect_timeout: float = 10.0,
+        stop_when_idle: float | None = None,
+    ) -> None:
+        """Subscribe. ``stop_when_idle``: end iteration after that many
+        seconds without a message (default: iterate forever)."""
+        positive("stop_when_idle", stop_when_idle)
+        self._idle = stop_when_idle
+        self._raw: _kafkalake.RawBatchConsumer | None = _kafkalake.RawBatchConsumer(
+            **_consumer_args(
+                topics, bootstrap_servers, group_id, config, connect_timeout, start,
+                max_rows, max_bytes, max_latency,
+            ),
+            schema=schema,
+            metadata_columns=metadata_columns,
+            flatten=flatten,
+            max_message_bytes=max_message_bytes,
+        )
+
+    def _live(self) -> _kafkalake.RawBatchConsumer:
+        if self._raw is None:
+            raise InvalidArgumentError("this BatchConsumer is closed")
+        return self._raw
+
+    def poll(self, timeout: float = 1.0) -> ConsumedBatch | None:
+        """The next batch, or ``None`` if nothing arrived within ``timeout`` seconds."""
+        got = self._live().poll(timeout)
+        if got is None:
+            return None
+        data, dead, offsets = got
+        return ConsumedBatch(data, dead, offsets, self)
+
+    def commit(self, batch: ConsumedBatch) -> None:
+        """Commit ``batch``'s offsets to the consumer group."""
+        self._live().commit(batch.offsets)
+
+    @property
+    def assignment(self) -> list[tuple[str, int]]:
+        """(topic, partition) pairs this member holds."""
+        return self._live().assignment()
+
+    def __iter__(self) -> Iterator[ConsumedBatch]:
+        idle_since = time.monotonic()
+        while True:
+            batch = self.poll(0.5)
+            if batch is not None:
+                idle_since = time.monotonic()
+                yield batch
+            elif self._idle is not None and time.monotonic() - idle_since >= self._idle:
+                return
+
+    async def __aiter__(self) -> AsyncIterator[ConsumedBatch]:
+        import asyncio
+
+        idle_since = time.monotonic()
+        while True:
+            batch = await asyncio.to_thread(self.poll, 0.5)
+            if batch is not None:
+                idle_since = time.monotonic()
+                yield batch
+            elif self._idle is not None and time.monotonic() - idle_since >= self._idle:
+                return
+
+    def close(self) -> None:
+        """Leave the consumer group."""
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+
+    def __enter__(self) -> BatchConsumer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

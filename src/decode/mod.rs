@@ -1,0 +1,347 @@
+//! Kafka message bytes → Arrow record batches.
+//!
+//! JSON values are decoded by arrow-json's tape decoder straight into Arrow
+//! columns, a whole batch at a time. A message that does not fit (invalid
+//! JSON, not an object, a value of the wrong type, a missing required field,
+//! too large, no value at all) must not sink the batch: when the batch fails,
+//! each message is tried alone, the bad ones become [`DeadLetter`]s with the
+//! reason, and the good ones are decoded again together. Bad input is rare,
+//! so the slow path costs nothing in the common case.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::json::reader::{infer_json_schema_from_iterator, Decoder, ReaderBuilder};
+
+use crate::error::{Error, Result};
+
+/// A message as consumed.
+#[derive(Clone, Debug)]
+pub struct RawMessage {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Kafka timestamp, milliseconds since the epoch.
+    pub timestamp_ms: Option<i64>,
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes (`None` for a tombstone).
+    pub value: Option<Vec<u8>>,
+}
+
+/// A message that could not be decoded, and why.
+#[derive(Clone, Debug)]
+pub struct DeadLetter {
+    /// The message, bytes untouched.
+    pub message: RawMessage,
+    /// What was wrong with it.
+    pub error: String,
+}
+
+/// Names of the optional Kafka metadata columns.
+pub const METADATA_COLUMNS: &[&str] = &["_topic", "_partition", "_offset", "_timestamp", "_key"];
+
+/// How messages become rows.
+#[derive(Clone, Debug)]
+pub struct DecodeOptions {
+    /// Append `_topic`, `_partition`, `_offset`, `_timestamp`, `_key`.
+    pub metadata_columns: bool,
+    /// Flatten nested structs into `parent.child` columns.
+    pub flatten: bool,
+    /// Messages larger than this go to the dead letters.
+    pub max_message_bytes: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions { metadata_columns: false, flatten: false, max_message_bytes: 8 * 1024 * 1024 }
+    }
+}
+
+/// Decodes JSON messages of one topic with a fixed schema.
+#[derive(Clone, Debug)]
+pub struct JsonDecoder {
+    topic: Arc<str>,
+    /// Schema of the JSON values.
+    value_schema: SchemaRef,
+    /// Schema of the output (values, possibly flattened, plus metadata).
+    output_schema: SchemaRef,
+    opts: DecodeOptions,
+}
+
+fn metadata_fields() -> Vec<Field> {
+    vec![
+        Field::new("_topic", DataType::Utf8, false),
+        Field::new("_partition", DataType::Int32, false),
+        Field::new("_offset", DataType::Int64, false),
+        Field::new("_timestamp", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true),
+        Field::new("_key", DataType::Binary, true),
+    ]
+}
+
+fn flatten_schema(schema: &SchemaRef) -> Result<SchemaRef> {
+    let empty = RecordBatch::new_empty(schema.clone());
+    Ok(empty.normalize(".", None)?.schema())
+}
+
+impl JsonDecoder {
+    /// A decoder for values of `value_schema`.
+    pub fn new(topic: &str, value_schema: SchemaRef, opts: DecodeOptions) -> Result<Self> {
+        let mut fields: Vec<Field> = if opts.flatten {
+            flatten_schema(&value_schema)?.fields().iter().map(|f| f.as_ref().clone()).collect()
+        } else {
+            value_schema.fields().iter().map(|f| f.as_ref().clone()).collect()
+        };
+        if opts.metadata_columns {
+            for f in metadata_fields() {
+                if fields.iter().any(|g| g.name() == f.name()) {
+                    return Err(Error::InvalidArgument(format!(
+                        "the data already has a column '{}'; turn metadata columns off",
+                        f.name()
+                    )));
+                }
+                fields.push(f);
+            }
+        }
+        Ok(JsonDecoder {
+            topic: topic.into(),
+            value_schema,
+            output_schema: Arc::new(Schema::new(fields)),
+            opts,
+        })
+    }
+
+    /// The schema of decoded batches.
+    pub fn schema(&self) -> SchemaRef {
+        self.output_schema.clone()
+    }
+
+    /// The schema of the JSON values alone.
+    pub fn value_schema(&self) -> SchemaRef {
+        self.value_schema.clone()
+    }
+
+    fn arrow_decoder(&self, rows: usize) -> Result<Decoder> {
+        Ok(ReaderBuilder::new(self.value_schema.clone())
+            .with_batch_size(rows.max(1))
+            .build_decoder()?)
+    }
+
+    /// Decode one message alone: its single row, or why it cannot be one.
+    fn check_one(&self, value: &[u8]) -> std::result::Result<(), String> {
+        let mut d = self.arrow_decoder(2).map_err(|e| e.to_string())?;
+        d.decode(value).map_err(|e| e.to_string())?;
+        d.decode(b"\n").map_err(|e| e.to_string())?;
+        match d.flush() {
+            Ok(Some(b)) if b.num_rows() == 1 => Ok(()),
+            Ok(Some(b)) => Err(format!("expected one JSON object, found {}", b.num_rows())),
+            Ok(None) => Err("empty message: no JSON value".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn decode_values(&self, values: &[&[u8]]) -> Result<RecordBatch> {
+        let mut d = self.arrow_decoder(values.len())?;
+        for v in values {
+            d.decode(v)?;
+            // Separate values, so two messages can never merge into one row.
+            d.decode(b"\n")?;
+        }
+        let batch = d.flush()?.unwrap_or_else(|| RecordBatch::new_empty(self.value_schema.clone()));
+        if batch.num_rows() != values.len() {
+            return Err(Error::Arrow(arrow::error::ArrowError::JsonError(format!(
+                "{} messages gave {} rows",
+                values.len(),
+                batch.num_rows()
+            ))));
+        }
+        Ok(batch)
+    }
+
+    /// Decode `messages`: the rows of the good ones (in order) and the bad
+    /// ones as dead letters.
+    pub fn decode(&self, messages: &[RawMessage]) -> Result<(RecordBatch, Vec<DeadLetter>)> {
+        let mut dead = Vec::new();
+        let mut good: Vec<&RawMessage> = Vec::with_capacity(messages.len());
+        for m in messages {
+            match &m.value {
+                None => dead.push(DeadLetter { message: m.clone(), error: "message has no value (tombstone)".into() }),
+                Some(v) if v.len() > self.opts.max_message_bytes => dead.push(DeadLetter {
+                    message: m.clone(),
+                    error: format!(
+                        "message of {} bytes is over max_message_bytes ({})",
+                        v.len(),
+                        self.opts.max_message_bytes
+                    ),
+                }),
+                Some(_) => good.push(m),
+            }
+        }
+        let values: Vec<&[u8]> = good.iter().map(|m| m.value.as_deref().unwrap_or_default()).collect();
+        let batch = match self.decode_values(&values) {
+            Ok(b) => b,
+            Err(_) => {
+                // Slow path: find the culprits one by one.
+                let mut keep = Vec::with_capacity(good.len());
+                for m in good {
+                    match self.check_one(m.value.as_deref().unwrap_or_default()) {
+                        Ok(()) => keep.push(m),
+                        Err(error) => dead.push(DeadLetter { message: m.clone(), error }),
+                    }
+                }
+                good = keep;
+                let values: Vec<&[u8]> =
+                    good.iter().map(|m| m.value.as_deref().unwrap_or_default()).collect();
+                self.decode_values(&values)?
+            }
+        };
+        let batch = if self.opts.flatten { batch.normalize(".", None)? } else { batch };
+        let batch = if self.opts.metadata_columns {
+            let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
+            let n = good.len();
+            cols.push(Arc::new(StringArray::from(vec![&*self.topic; n])));
+            cols.push(Arc::new(Int32Array::from_iter_values(good.iter().map(|m| m.partition))));
+            cols.push(Arc::new(Int64Array::from_iter_values(good.iter().map(|m| m.offset))));
+            cols.push(Arc::new(
+                TimestampMillisecondArray::from(good.iter().map(|m| m.timestamp_ms).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
+            ));
+            let mut keys = BinaryBuilder::new();
+            for m in &good {
+                keys.append_option(m.key.as_deref());
+            }
+            cols.push(Arc::new(keys.finish()));
+            RecordBatch::try_new(self.output_schema.clone(), cols)?
+        } else {
+            RecordBatch::try_new(self.output_schema.clone(), batch.columns().to_vec())?
+        };
+        dead.sort_by_key(|d| (d.message.partition, d.message.offset));
+        Ok((batch, dead))
+    }
+}
+
+/// Infer a schema from sample JSON values: nested objects become structs,
+/// strings that are all RFC 3339 timestamps become `timestamp[us, UTC]`.
+/// Fields are nullable, in the order they first appear.
+pub fn infer_schema<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<Option<SchemaRef>> {
+    let parsed: Vec<serde_json::Value> = values
+        .filter_map(|v| serde_json::from_slice::<serde_json::Value>(v).ok())
+        .filter(|v| v.is_object())
+        .collect();
+    if parsed.is_empty() {
+        return Ok(None);
+    }
+    let schema = infer_json_schema_from_iterator(parsed.iter().map(Ok))?;
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let is_ts = f.data_type() == &DataType::Utf8
+                && parsed.iter().all(|v| match v.get(f.name()) {
+                    Some(serde_json::Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
+                    Some(serde_json::Value::Null) | None => true,
+                    _ => false,
+                })
+                && parsed.iter().any(|v| v.get(f.name()).is_some_and(|x| x.is_string()));
+            if is_ts {
+                Field::new(f.name(), DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Ok(Some(Arc::new(Schema::new(fields))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{new_source, GeneratorOptions};
+
+    fn msgs(values: &[&[u8]]) -> Vec<RawMessage> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| RawMessage {
+                partition: 0,
+                offset: i as i64,
+                timestamp_ms: Some(1000),
+                key: None,
+                value: Some(v.to_vec()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn generated_iot_decodes_with_its_own_schema() {
+        let mut src = new_source("iot", GeneratorOptions::default()).unwrap();
+        let values: Vec<Vec<u8>> = (0..500)
+            .map(|_| {
+                let (mut k, mut v) = (Vec::new(), Vec::new());
+                src.next_message(&mut k, &mut v);
+                v
+            })
+            .collect();
+        let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+        let dec = JsonDecoder::new("t", src.schema(), DecodeOptions::default()).unwrap();
+        let (batch, dead) = dec.decode(&msgs(&refs)).unwrap();
+        assert!(dead.is_empty());
+        assert_eq!(batch.num_rows(), 500);
+        let typed = new_source("iot", GeneratorOptions::default()).unwrap().next_batch(500).unwrap();
+        assert_eq!(batch, typed, "JSON round trip equals the typed generator output");
+    }
+
+    #[test]
+    fn bad_messages_become_dead_letters_and_the_rest_survives() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, false),
+            Field::new("b", DataType::Utf8, true),
+        ]));
+        let dec = JsonDecoder::new(
+            "t",
+            schema,
+            DecodeOptions { metadata_columns: true, max_message_bytes: 40, ..Default::default() },
+        )
+        .unwrap();
+        let mut m = msgs(&[
+            br#"{"a":1,"b":"x"}"#,
+            br#"{"a":2,"b":"y""#,                              // truncated
+            br#"{"a":"three"}"#,                               // wrong type
+            br#"[1,2]"#,                                       // not an object
+            br#"{"b":"no a"}"#,                                // missing required
+            br#"{"a":6,"b":"this one is far too long to be accepted here"}"#, // oversized
+            br#"{"a":7}{"a":8}"#,                              // two values
+            br#"{"a":9,"extra":true}"#,
+        ]);
+        m.push(RawMessage { value: None, ..m[0].clone() });
+        let (batch, dead) = dec.decode(&m).unwrap();
+        let a: Vec<i64> = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec();
+        assert_eq!(a, vec![1, 9]);
+        let offsets: Vec<i64> = batch.column_by_name("_offset").unwrap().as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec();
+        assert_eq!(offsets, vec![0, 7]);
+        let dead_offsets: Vec<i64> = dead.iter().map(|d| d.message.offset).collect();
+        assert_eq!(dead_offsets, vec![0, 1, 2, 3, 4, 5, 6]);
+        assert!(dead.iter().any(|d| d.error.contains("max_message_bytes")));
+        assert!(dead.iter().any(|d| d.error.contains("tombstone")));
+    }
+
+    #[test]
+    fn inference_keeps_structs_order_and_finds_timestamps() {
+        let values: Vec<&[u8]> = vec![
+            br#"{"id":1,"nested":{"x":1.5},"at":"2026-01-01T00:00:00.000001Z","s":"hi"}"#,
+            br#"{"id":2,"nested":{"x":2.5},"at":"2026-01-01T00:00:01Z","s":"yo"}"#,
+            b"not json",
+        ];
+        let schema = infer_schema(values.into_iter()).unwrap().unwrap();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["id", "nested", "at", "s"]);
+        assert!(matches!(schema.field(1).data_type(), DataType::Struct(_)));
+        assert!(matches!(schema.field(2).data_type(), DataType::Timestamp(TimeUnit::Microsecond, _)));
+        assert_eq!(schema.field(3).data_type(), &DataType::Utf8);
+    }
+}

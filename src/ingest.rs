@@ -1,0 +1,520 @@
+//! The ingest loop: consume → decode → write (dead letters first, then the
+//! data, each with its offsets) → commit offsets to the consumer group.
+//!
+//! Everything a restart needs is in the sink: the consumer resumes at the
+//! stored offsets + 1, and a batch cut short by a crash is written again
+//! (Delta: skipped up to the stored txn version; Parquet: the same file
+//! name). The group commit afterwards is for lag tools only.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, BinaryBuilder, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::decode::{infer_schema, DeadLetter, DecodeOptions, JsonDecoder, RawMessage, METADATA_COLUMNS};
+use crate::error::{Error, Result};
+use crate::kafka::consumer::{BatchingConsumer, ConsumedBatch, ConsumerOptions, OffsetLookup};
+use crate::sink::delta::{self, DeltaOptions, DeltaSink, OFFSET_COLUMN};
+use crate::sink::parquet::ParquetSink;
+use crate::sink::storage::Location;
+use crate::sink::{PartitionChunk, Sink};
+
+/// Where the rows go.
+#[derive(Clone, Debug)]
+pub enum SinkSpec {
+    /// A Delta table.
+    Delta(DeltaOptions),
+    /// Parquet files under a directory or prefix.
+    Parquet(Location),
+}
+
+/// When the ingest stops.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunMode {
+    /// Until cancelled.
+    Forever,
+    /// For this long (then what is buffered is written).
+    For(Duration),
+    /// Until every assigned partition is read up to its high watermark.
+    UntilCaughtUp,
+}
+
+/// A column derived from event time, e.g. a `date` to partition by.
+#[derive(Clone, Debug)]
+pub struct DateColumn {
+    /// Timestamp column it is derived from.
+    pub source: String,
+    /// Name of the new `date` column.
+    pub name: String,
+}
+
+/// Everything an ingest needs.
+#[derive(Clone, Debug)]
+pub struct IngestOptions {
+    /// The consumer.
+    pub consumer: ConsumerOptions,
+    /// Schema of the JSON values (else the table's, else inferred).
+    pub schema: Option<SchemaRef>,
+    /// Decoding.
+    pub decode: DecodeOptions,
+    /// A date column derived from event time.
+    pub date_column: Option<DateColumn>,
+    /// The sink.
+    pub sink: SinkSpec,
+    /// The dead-letter Delta table.
+    pub dead_letters: Location,
+    /// When to stop.
+    pub mode: RunMode,
+}
+
+/// Live counters, readable from any thread.
+#[derive(Debug, Default)]
+pub struct IngestMetrics {
+    /// Messages consumed.
+    pub messages: AtomicU64,
+    /// Rows written.
+    pub rows: AtomicU64,
+    /// Value bytes consumed.
+    pub bytes: AtomicU64,
+    /// Batches written.
+    pub batches: AtomicU64,
+    /// Sink commits (Delta versions, Parquet flushes).
+    pub commits: AtomicU64,
+    /// Files written.
+    pub files: AtomicU64,
+    /// Messages sent to the dead-letter table.
+    pub dead_letters: AtomicU64,
+    /// Stop requested.
+    pub cancel: AtomicBool,
+    /// Commit latencies, seconds.
+    latencies: Mutex<Vec<f64>>,
+    /// (topic, partition, next offset, high watermark).
+    lag: Mutex<Vec<(String, i32, i64, i64)>>,
+    started: Mutex<Option<Instant>>,
+}
+
+impl IngestMetrics {
+    /// Seconds since the ingest started.
+    pub fn elapsed(&self) -> f64 {
+        self.started.lock().ok().and_then(|s| *s).map_or(0.0, |s| s.elapsed().as_secs_f64())
+    }
+
+    /// Commit latency percentiles (p50, p99), seconds.
+    pub fn commit_latency(&self) -> (f64, f64) {
+        let mut v = self.latencies.lock().map(|l| l.clone()).unwrap_or_default();
+        if v.is_empty() {
+            return (0.0, 0.0);
+        }
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        (at(0.5), at(0.99))
+    }
+
+    /// Lag per partition.
+    pub fn lag(&self) -> Vec<(String, i32, i64, i64)> {
+        self.lag.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+/// Dead letters as rows of the dead-letter table.
+pub fn dead_letter_schema() -> SchemaRef {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("topic", DataType::Utf8, false),
+        Field::new("partition", DataType::Int32, false),
+        Field::new("offset", DataType::Int64, false),
+        Field::new("timestamp", ts.clone(), true),
+        Field::new("key", DataType::Binary, true),
+        Field::new("value", DataType::Binary, true),
+        Field::new("error", DataType::Utf8, false),
+        Field::new("failed_at", ts, false),
+    ]))
+}
+
+/// Dead letters as rows of [`dead_letter_schema`].
+pub fn dead_letter_rows(topic: &str, dead: &[DeadLetter]) -> Result<RecordBatch> {
+    let n = dead.len();
+    let now = chrono::Utc::now().timestamp_micros();
+    let mut keys = BinaryBuilder::new();
+    let mut values = BinaryBuilder::new();
+    for d in dead {
+        keys.append_option(d.message.key.as_deref());
+        values.append_option(d.message.value.as_deref());
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![topic; n])),
+        Arc::new(Int32Array::from_iter_values(dead.iter().map(|d| d.message.partition))),
+        Arc::new(Int64Array::from_iter_values(dead.iter().map(|d| d.message.offset))),
+        Arc::new(
+            TimestampMicrosecondArray::from(dead.iter().map(|d| d.message.timestamp_ms.map(|t| t * 1000)).collect::<Vec<_>>())
+                .with_timezone("UTC"),
+        ),
+        Arc::new(keys.finish()),
+        Arc::new(values.finish()),
+        Arc::new(StringArray::from_iter_values(dead.iter().map(|d| d.error.as_str()))),
+        Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
+    ];
+    Ok(RecordBatch::try_new(dead_letter_schema(), cols)?)
+}
+
+fn dead_letter_batch(topic: &str, dead: &[DeadLetter]) -> Result<RecordBatch> {
+    with_offsets(&dead_letter_rows(topic, dead)?, dead.iter().map(|d| d.message.offset))
+}
+
+/// `batch` plus the internal offset column used to skip stored rows.
+fn with_offsets(batch: &RecordBatch, offsets: impl Iterator<Item = i64>) -> Result<RecordBatch> {
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));
+    let mut cols = batch.columns().to_vec();
+    cols.push(Arc::new(Int64Array::from_iter_values(offsets)));
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+}
+
+/// Sinks answer the consumer's "where was I?" at every assignment.
+struct SinkLookup(Arc<Mutex<Box<dyn Sink>>>);
+
+impl OffsetLookup for SinkLookup {
+    fn stored(&mut self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, i64>> {
+        self.0.lock().map_err(|_| Error::Kafka("sink lock poisoned".into()))?.stored_offsets(topic, partitions)
+    }
+}
+
+/// The outcome of an ingest run.
+#[derive(Debug, Clone, Default)]
+pub struct IngestReport {
+    /// Messages consumed.
+    pub messages: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+    /// Sink commits.
+    pub commits: u64,
+    /// Seconds.
+    pub elapsed: f64,
+    /// Stopped by a cancel.
+    pub interrupted: bool,
+}
+
+/// A running (or ready) ingest.
+pub struct Ingest {
+    opts: IngestOptions,
+    consumer: BatchingConsumer,
+    sink: Arc<Mutex<Box<dyn Sink>>>,
+    dead: Option<DeltaSink>,
+    decoders: BTreeMap<String, JsonDecoder>,
+    metrics: Arc<IngestMetrics>,
+    /// Schema of rows as written (Delta: the table's), once known.
+    table_schema: Option<SchemaRef>,
+    delta_pending_create: bool,
+}
+
+fn strip_columns(schema: &SchemaRef, drop: &[&str]) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema.fields().iter().filter(|f| !drop.contains(&f.name().as_str())).map(|f| f.as_ref().clone()).collect::<Vec<_>>(),
+    ))
+}
+
+impl Ingest {
+    /// Check everything that can be checked, open or prepare the sink, and
+    /// subscribe. Nothing is written yet.
+    pub fn new(opts: IngestOptions, metrics: Arc<IngestMetrics>) -> Result<Self> {
+        if let Some(d) = &opts.date_column {
+            if let Some(s) = &opts.schema {
+                match s.field_with_name(&d.source).map(|f| f.data_type().clone()) {
+                    Ok(DataType::Timestamp(_, _)) | Ok(DataType::Date32) => {}
+                    _ => {
+                        return Err(Error::InvalidArgument(format!(
+                            "date column source '{}' must be a timestamp column of the schema",
+                            d.source
+                        )))
+                    }
+                }
+            }
+        }
+        let mut table_schema = None;
+        let mut delta_pending_create = false;
+        let sink: Box<dyn Sink> = match &opts.sink {
+            SinkSpec::Delta(d) => match delta::open(&d.location)? {
+                Some(table) => {
+                    let s = DeltaSink::new(table, d.clone())?;
+                    table_schema = Some(s.schema());
+                    Box::new(s)
+                }
+                None => {
+                    delta_pending_create = true;
+                    Box::new(PendingDelta(d.clone()))
+                }
+            },
+            SinkSpec::Parquet(loc) => Box::new(ParquetSink::new(loc.clone())?),
+        };
+        let mut decoders = BTreeMap::new();
+        let derived: Vec<&str> = opts.date_column.iter().map(|d| d.name.as_str()).collect();
+        let value_schema = match (&opts.schema, &table_schema) {
+            (Some(s), Some(t)) => {
+                let wanted = output_schema(s, &opts)?;
+                delta::check_compatible(&location_of(&opts.sink), t, &wanted)?;
+                Some(s.clone())
+            }
+            (Some(s), None) => Some(s.clone()),
+            (None, Some(t)) if !opts.decode.flatten => {
+                let mut drop: Vec<&str> = METADATA_COLUMNS.to_vec();
+                drop.extend(&derived);
+                Some(strip_columns(t, &drop))
+            }
+            _ => None,
+        };
+        if let Some(vs) = &value_schema {
+            for t in &opts.consumer.topics {
+                decoders.insert(t.clone(), JsonDecoder::new(t, vs.clone(), opts.decode.clone())?);
+            }
+        }
+        let dead = match delta::open(&opts.dead_letters)? {
+            Some(t) => {
+                delta::check_compatible(&opts.dead_letters.uri, &delta::arrow_schema(&t)?, &dead_letter_schema())?;
+                Some(DeltaSink::new(t, dead_letter_options(&opts))?)
+            }
+            None => None,
+        };
+        let sink = Arc::new(Mutex::new(sink));
+        let lookup: Arc<Mutex<dyn OffsetLookup>> = Arc::new(Mutex::new(SinkLookup(sink.clone())));
+        let consumer = BatchingConsumer::new(opts.consumer.clone(), Some(lookup))?;
+        Ok(Ingest { opts, consumer, sink, dead, decoders, metrics, table_schema, delta_pending_create })
+    }
+
+    /// Run until the mode says stop (or cancel); returns what was done.
+    pub fn run(&mut self) -> Result<IngestReport> {
+        let started = Instant::now();
+        if let Ok(mut s) = self.metrics.started.lock() {
+            *s = Some(started);
+        }
+        let m = self.metrics.clone();
+        loop {
+            let stop = m.cancel.load(Ordering::Relaxed)
+                || matches!(self.opts.mode, RunMode::For(d) if started.elapsed() >= d);
+            let batch = self.consumer.poll_batch(Duration::from_millis(200), stop)?;
+            if let Ok(mut l) = m.lag.lock() {
+                *l = self.consumer.lag();
+            }
+            if !batch.is_empty() {
+                self.write(batch)?;
+            }
+            if stop {
+                break;
+            }
+            if self.opts.mode == RunMode::UntilCaughtUp && self.consumer.caught_up() {
+                let rest = self.consumer.poll_batch(Duration::ZERO, true)?;
+                if !rest.is_empty() {
+                    self.write(rest)?;
+                }
+                break;
+            }
+        }
+        Ok(IngestReport {
+            messages: m.messages.load(Ordering::Relaxed),
+            rows: m.rows.load(Ordering::Relaxed),
+            dead_letters: m.dead_letters.load(Ordering::Relaxed),
+            commits: m.commits.load(Ordering::Relaxed),
+            elapsed: started.elapsed().as_secs_f64(),
+            interrupted: m.cancel.load(Ordering::Relaxed),
+        })
+    }
+
+    fn decoder_for(&mut self, topic: &str, messages: &[&RawMessage]) -> Result<Option<JsonDecoder>> {
+        if let Some(d) = self.decoders.get(topic) {
+            return Ok(Some(d.clone()));
+        }
+        let Some(schema) = infer_schema(messages.iter().filter_map(|m| m.value.as_deref()))? else {
+            return Ok(None);
+        };
+        let d = JsonDecoder::new(topic, schema, self.opts.decode.clone())?;
+        self.decoders.insert(topic.to_string(), d.clone());
+        Ok(Some(d))
+    }
+
+    /// Decode, write dead letters, write rows, commit offsets.
+    fn write(&mut self, batch: ConsumedBatch) -> Result<()> {
+        let m = self.metrics.clone();
+        let offsets = batch.last_offsets();
+        let n = batch.len() as u64;
+        m.messages.fetch_add(n, Ordering::Relaxed);
+        m.bytes.fetch_add(batch.partitions.values().map(|b| b.bytes as u64).sum(), Ordering::Relaxed);
+        let mut by_topic: BTreeMap<String, Vec<(i32, Vec<RawMessage>)>> = BTreeMap::new();
+        for ((t, p), buf) in batch.partitions {
+            by_topic.entry(t).or_default().push((p, buf.messages));
+        }
+        let t0 = Instant::now();
+        for (topic, parts) in by_topic {
+            let all: Vec<&RawMessage> = parts.iter().flat_map(|(_, ms)| ms.iter()).collect();
+            let decoder = self.decoder_for(&topic, &all)?;
+            let mut chunks = Vec::with_capacity(parts.len());
+            for (p, msgs) in &parts {
+                let (Some(first), Some(last)) = (msgs.first(), msgs.last()) else { continue };
+                let (rows, dead) = match &decoder {
+                    Some(d) => d.decode(msgs)?,
+                    // Nothing decodable to learn a schema from: all dead.
+                    None => (
+                        RecordBatch::new_empty(Arc::new(Schema::empty())),
+                        msgs.iter()
+                            .map(|m| DeadLetter { message: m.clone(), error: "not a JSON object".into() })
+                            .collect(),
+                    ),
+                };
+                let rows = self.add_derived(rows)?;
+                let offsets_col = offsets_of(&rows, msgs, &dead);
+                let rows = with_offsets(&rows, offsets_col.into_iter())?;
+                chunks.push(PartitionChunk {
+                    partition: *p,
+                    first_offset: first.offset,
+                    last_offset: last.offset,
+                    batch: rows,
+                    dead_letters: dead,
+                });
+            }
+            self.write_dead_letters(&topic, &chunks)?;
+            self.ensure_table(&chunks)?;
+            if self.delta_pending_create {
+                // Only dead letters so far: no schema to create the table with.
+                continue;
+            }
+            let outcome = self.sink.lock().map_err(|_| Error::Kafka("sink lock poisoned".into()))?.write(&topic, chunks)?;
+            m.rows.fetch_add(outcome.rows, Ordering::Relaxed);
+            m.files.fetch_add(outcome.files, Ordering::Relaxed);
+            m.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        m.batches.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut l) = m.latencies.lock() {
+            l.push(t0.elapsed().as_secs_f64());
+        }
+        // The data is durable: let lag tools see the progress. A failure here
+        // loses nothing (the sink is the source of truth), so it is not fatal.
+        let _ = self.consumer.commit(&offsets);
+        Ok(())
+    }
+
+    fn add_derived(&self, rows: RecordBatch) -> Result<RecordBatch> {
+        let Some(d) = &self.opts.date_column else { return Ok(rows) };
+        if rows.num_columns() == 0 {
+            return Ok(rows);
+        }
+        let src = rows.column_by_name(&d.source).ok_or_else(|| {
+            Error::InvalidArgument(format!("date column source '{}' is not a column of the data", d.source))
+        })?;
+        let date = cast(src, &DataType::Date32)?;
+        let mut fields: Vec<Field> = rows.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(&d.name, DataType::Date32, true));
+        let mut cols = rows.columns().to_vec();
+        cols.push(date);
+        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+    }
+
+    fn write_dead_letters(&mut self, topic: &str, chunks: &[PartitionChunk]) -> Result<()> {
+        let dead_chunks: Vec<PartitionChunk> = chunks
+            .iter()
+            .filter(|c| !c.dead_letters.is_empty())
+            .map(|c| {
+                Ok(PartitionChunk {
+                    partition: c.partition,
+                    first_offset: c.first_offset,
+                    last_offset: c.last_offset,
+                    batch: dead_letter_batch(topic, &c.dead_letters)?,
+                    dead_letters: Vec::new(),
+                })
+            })
+            .collect::<Result<_>>()?;
+        if dead_chunks.is_empty() {
+            return Ok(());
+        }
+        let count: usize = chunks.iter().map(|c| c.dead_letters.len()).sum();
+        if self.dead.is_none() {
+            let table = delta::create(&self.opts.dead_letters, &dead_letter_schema(), &[])?;
+            self.dead = Some(DeltaSink::new(table, dead_letter_options(&self.opts))?);
+        }
+        if let Some(d) = self.dead.as_mut() {
+            d.write(topic, dead_chunks)?;
+        }
+        self.metrics.dead_letters.fetch_add(count as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Create the Delta table from the first batch's schema if it is new.
+    fn ensure_table(&mut self, chunks: &[PartitionChunk]) -> Result<()> {
+        if !self.delta_pending_create {
+            return Ok(());
+        }
+        let SinkSpec::Delta(d) = &self.opts.sink else { return Ok(()) };
+        let Some(schema) = chunks.iter().find(|c| c.batch.num_columns() > 1).map(|c| strip_columns(&c.batch.schema(), &[OFFSET_COLUMN])) else {
+            return Ok(());
+        };
+        let table = delta::create(&d.location, &schema, &d.partition_by)?;
+        let sink = DeltaSink::new(table, d.clone())?;
+        self.table_schema = Some(sink.schema());
+        *self.sink.lock().map_err(|_| Error::Kafka("sink lock poisoned".into()))? = Box::new(sink);
+        self.delta_pending_create = false;
+        Ok(())
+    }
+
+    /// The consumer (for lag and assignment).
+    pub fn consumer(&self) -> &BatchingConsumer {
+        &self.consumer
+    }
+}
+
+/// The offset of each decoded row: the messages that did not become dead letters, in order.
+fn offsets_of(rows: &RecordBatch, msgs: &[RawMessage], dead: &[DeadLetter]) -> Vec<i64> {
+    let dead: std::collections::HashSet<i64> = dead.iter().map(|d| d.message.offset).collect();
+    let v: Vec<i64> = msgs.iter().map(|m| m.offset).filter(|o| !dead.contains(o)).collect();
+    debug_assert_eq!(v.len(), rows.num_rows());
+    v
+}
+
+fn output_schema(value_schema: &SchemaRef, opts: &IngestOptions) -> Result<SchemaRef> {
+    let d = JsonDecoder::new("t", value_schema.clone(), opts.decode.clone())?;
+    let mut fields: Vec<Field> = d.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    if let Some(dc) = &opts.date_column {
+        fields.push(Field::new(&dc.name, DataType::Date32, true));
+    }
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+fn location_of(sink: &SinkSpec) -> String {
+    match sink {
+        SinkSpec::Delta(d) => d.location.uri.clone(),
+        SinkSpec::Parquet(l) => l.uri.clone(),
+    }
+}
+
+fn dead_letter_options(opts: &IngestOptions) -> DeltaOptions {
+    let app_name = match &opts.sink {
+        SinkSpec::Delta(d) => d.app_name.clone(),
+        SinkSpec::Parquet(_) => opts.consumer.group_id.clone(),
+    };
+    DeltaOptions {
+        location: opts.dead_letters.clone(),
+        app_name,
+        partition_by: Vec::new(),
+        target_file_size: None,
+        checkpoint_interval: 100,
+    }
+}
+
+/// A Delta sink whose table does not exist yet: nothing is stored.
+struct PendingDelta(DeltaOptions);
+
+impl Sink for PendingDelta {
+    fn stored_offsets(&mut self, _topic: &str, _partitions: &[i32]) -> Result<BTreeMap<i32, i64>> {
+        Ok(BTreeMap::new())
+    }
+
+    fn write(&mut self, _topic: &str, _chunks: Vec<PartitionChunk>) -> Result<crate::sink::WriteOutcome> {
+        Err(Error::Delta(format!("the Delta table at '{}' was not created", self.0.location.uri)))
+    }
+
+    fn describe(&self) -> String {
+        format!("Delta table {} (to be created)", self.0.location.uri)
+    }
+}

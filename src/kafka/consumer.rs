@@ -1,0 +1,475 @@
+//! A batching consumer: consumer-group subscription, per-partition buffers,
+//! and batches that close on whichever comes first of rows, bytes or latency.
+//!
+//! Where each partition starts is decided at assignment time, inside
+//! librdkafka's rebalance callback, before any message of it is fetched:
+//! the offset stored with the data (by a sink; see [`OffsetLookup`]) + 1,
+//! else the requested start (earliest, latest, an offset or a timestamp).
+//! `auto.offset.reset` is `error`, so a stored offset beyond the end of the
+//! log stops the consumer with a clear error instead of silently skipping
+//! or re-reading data.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::bindings as rdsys;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::admin::partition_count;
+use super::config::KafkaConfig;
+use crate::decode::RawMessage;
+use crate::error::{Error, Result};
+
+/// Where partitions without stored offsets start.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StartFrom {
+    /// The oldest message still in the log.
+    Earliest,
+    /// Only messages produced from now on.
+    Latest,
+    /// Explicit offsets per (topic, partition); others start at the earliest.
+    Offsets(HashMap<(String, i32), i64>),
+    /// The first message at or after this time (ms since the epoch).
+    Timestamp(i64),
+}
+
+/// Gives the offset last stored with the data, per partition.
+pub trait OffsetLookup: Send {
+    /// Last stored offset of each of `partitions` of `topic` that has one.
+    fn stored(&mut self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, i64>>;
+}
+
+/// When a batch closes.
+#[derive(Clone, Debug)]
+pub struct BatchLimits {
+    /// Rows (messages).
+    pub max_rows: usize,
+    /// Value bytes.
+    pub max_bytes: usize,
+    /// Age of the oldest buffered message.
+    pub max_latency: Duration,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits { max_rows: 100_000, max_bytes: 64 * 1024 * 1024, max_latency: Duration::from_secs(5) }
+    }
+}
+
+/// Consumer settings.
+#[derive(Clone, Debug)]
+pub struct ConsumerOptions {
+    /// The cluster.
+    pub kafka: KafkaConfig,
+    /// Topics to subscribe to.
+    pub topics: Vec<String>,
+    /// Consumer group.
+    pub group_id: String,
+    /// Start of partitions with nothing stored.
+    pub start: StartFrom,
+    /// Batch limits.
+    pub limits: BatchLimits,
+}
+
+/// Messages of one partition, in offset order.
+#[derive(Debug, Default)]
+pub struct PartitionBuffer {
+    /// The messages.
+    pub messages: Vec<RawMessage>,
+    /// Value bytes.
+    pub bytes: usize,
+}
+
+/// A closed batch: messages per (topic, partition).
+#[derive(Debug, Default)]
+pub struct ConsumedBatch {
+    /// Buffers by topic and partition.
+    pub partitions: BTreeMap<(String, i32), PartitionBuffer>,
+}
+
+impl ConsumedBatch {
+    /// Messages in the batch.
+    pub fn len(&self) -> usize {
+        self.partitions.values().map(|b| b.messages.len()).sum()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Last offset per (topic, partition).
+    pub fn last_offsets(&self) -> Vec<(String, i32, i64)> {
+        self.partitions
+            .iter()
+            .filter_map(|((t, p), b)| b.messages.last().map(|m| (t.clone(), *p, m.offset)))
+            .collect()
+    }
+}
+
+#[derive(Default)]
+struct Assignment {
+    /// Assigned partitions.
+    current: HashSet<(String, i32)>,
+    /// Set by each rebalance, so buffers of revoked partitions are dropped.
+    generation: u64,
+    /// Whether any assignment has happened yet.
+    assigned_once: bool,
+    /// An error from the rebalance callback, raised by the main loop.
+    error: Option<Error>,
+}
+
+struct Context {
+    lookup: Option<Arc<Mutex<dyn OffsetLookup>>>,
+    start: StartFrom,
+    timeout: Duration,
+    state: Arc<Mutex<Assignment>>,
+    /// Explicit starts apply once; later assignments resume from the group.
+    started: Mutex<HashSet<(String, i32)>>,
+}
+
+impl ClientContext for Context {}
+
+impl Context {
+    /// Fill in the start offset of each newly assigned partition.
+    fn choose_offsets(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) -> Result<()> {
+        let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for e in tpl.elements() {
+            by_topic.entry(e.topic().to_string()).or_default().push(e.partition());
+        }
+        let mut started = self.started.lock().map_err(|_| Error::Kafka("lock poisoned".into()))?;
+        let mut by_time = TopicPartitionList::new();
+        for (topic, parts) in &by_topic {
+            let stored = match &self.lookup {
+                Some(l) => l.lock().map_err(|_| Error::Kafka("lock poisoned".into()))?.stored(topic, parts)?,
+                None => BTreeMap::new(),
+            };
+            for p in parts {
+                let key = (topic.clone(), *p);
+                let offset = if let Some(o) = stored.get(p) {
+                    Offset::Offset(o + 1)
+                } else if self.lookup.is_none() && started.contains(&key) {
+                    // No sink: the group's committed offset, as any consumer.
+                    Offset::Stored
+                } else {
+                    match &self.start {
+                        StartFrom::Earliest => Offset::Beginning,
+                        StartFrom::Latest => Offset::End,
+                        StartFrom::Offsets(m) => m.get(&key).map_or(Offset::Beginning, |o| Offset::Offset(*o)),
+                        StartFrom::Timestamp(ts) => {
+                            by_time.add_partition_offset(topic, *p, Offset::Offset(*ts)).map_err(Error::from)?;
+                            Offset::Beginning
+                        }
+                    }
+                };
+                tpl.set_partition_offset(topic, *p, offset).map_err(Error::from)?;
+                started.insert(key);
+            }
+        }
+        if by_time.count() > 0 {
+            let found = consumer.offsets_for_times(by_time, self.timeout)?;
+            for e in found.elements() {
+                // No message at or after the time: start at the end.
+                let o = match e.offset() {
+                    Offset::Offset(o) if o >= 0 => Offset::Offset(o),
+                    _ => Offset::End,
+                };
+                tpl.set_partition_offset(e.topic(), e.partition(), o).map_err(Error::from)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ConsumerContext for Context {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let native = consumer.client().native_ptr();
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Err(e) = self.choose_offsets(consumer, tpl) {
+                    if let Ok(mut s) = self.state.lock() {
+                        s.error = Some(e);
+                    }
+                }
+                if let Ok(mut s) = self.state.lock() {
+                    for e in tpl.elements() {
+                        s.current.insert((e.topic().to_string(), e.partition()));
+                    }
+                    s.generation += 1;
+                    s.assigned_once = true;
+                }
+                // SAFETY: the client and list are valid for the whole callback.
+                unsafe {
+                    if cooperative {
+                        rdsys::rd_kafka_incremental_assign(native, tpl.ptr());
+                    } else {
+                        rdsys::rd_kafka_assign(native, tpl.ptr());
+                    }
+                }
+            }
+            _ => {
+                if let Ok(mut s) = self.state.lock() {
+                    for e in tpl.elements() {
+                        s.current.remove(&(e.topic().to_string(), e.partition()));
+                    }
+                    s.generation += 1;
+                }
+                // SAFETY: as above.
+                unsafe {
+                    if cooperative {
+                        rdsys::rd_kafka_incremental_unassign(native, tpl.ptr());
+                    } else {
+                        rdsys::rd_kafka_assign(native, std::ptr::null());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Consumes, buffers and cuts batches.
+pub struct BatchingConsumer {
+    consumer: BaseConsumer<Context>,
+    opts: ConsumerOptions,
+    state: Arc<Mutex<Assignment>>,
+    generation: u64,
+    buffers: BTreeMap<(String, i32), PartitionBuffer>,
+    rows: usize,
+    bytes: usize,
+    oldest: Option<Instant>,
+    /// High watermark per partition when first seen (for "until caught up").
+    start_hwm: HashMap<(String, i32), i64>,
+    /// Next offset to consume per partition.
+    next: HashMap<(String, i32), i64>,
+}
+
+impl BatchingConsumer {
+    /// Connect, check the topics exist, and subscribe.
+    pub fn new(opts: ConsumerOptions, lookup: Option<Arc<Mutex<dyn OffsetLookup>>>) -> Result<Self> {
+        opts.kafka.validate()?;
+        if opts.topics.is_empty() {
+            return Err(Error::InvalidArgument("give at least one topic".into()));
+        }
+        if opts.group_id.is_empty() {
+            return Err(Error::InvalidArgument("group_id is empty".into()));
+        }
+        if opts.limits.max_rows == 0 || opts.limits.max_bytes == 0 || opts.limits.max_latency.is_zero() {
+            return Err(Error::InvalidArgument(
+                "max_rows, max_bytes and max_latency must all be positive".into(),
+            ));
+        }
+        let state = Arc::new(Mutex::new(Assignment::default()));
+        let context = Context {
+            lookup,
+            start: opts.start.clone(),
+            timeout: opts.kafka.connect_timeout,
+            state: state.clone(),
+            started: Mutex::new(HashSet::new()),
+        };
+        let defaults = [
+            ("group.id", opts.group_id.clone()),
+            // Offsets are committed by kafkalake after the data is durable.
+            ("enable.auto.commit", "false".to_string()),
+            ("enable.auto.offset.store", "false".to_string()),
+            // Starts are chosen explicitly; an out-of-range stored offset is an error.
+            ("auto.offset.reset", "error".to_string()),
+            // Some brokers hold a fetch for the full wait even when data is there.
+            ("fetch.wait.max.ms", "10".to_string()),
+            ("enable.partition.eof", "true".to_string()),
+            ("allow.auto.create.topics", "false".to_string()),
+        ];
+        let config = opts.kafka.client_config(&defaults.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>());
+        let consumer: BaseConsumer<Context> = config.create_with_context(context)?;
+        for t in &opts.topics {
+            if partition_count(consumer.client(), &opts.kafka, t)?.is_none() {
+                return Err(Error::TopicNotFound { topic: t.clone(), servers: opts.kafka.bootstrap_servers.clone() });
+            }
+        }
+        let topics: Vec<&str> = opts.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        Ok(BatchingConsumer {
+            consumer,
+            opts,
+            state,
+            generation: 0,
+            buffers: BTreeMap::new(),
+            rows: 0,
+            bytes: 0,
+            oldest: None,
+            start_hwm: HashMap::new(),
+            next: HashMap::new(),
+        })
+    }
+
+    /// Drop buffered messages of partitions no longer assigned.
+    fn sync_assignment(&mut self) -> Result<()> {
+        let mut s = self.state.lock().map_err(|_| Error::Kafka("lock poisoned".into()))?;
+        if let Some(e) = s.error.take() {
+            return Err(e);
+        }
+        if s.generation != self.generation {
+            self.generation = s.generation;
+            let current = s.current.clone();
+            drop(s);
+            self.buffers.retain(|k, _| current.contains(k));
+            self.next.retain(|k, _| current.contains(k));
+            self.rows = self.buffers.values().map(|b| b.messages.len()).sum();
+            self.bytes = self.buffers.values().map(|b| b.bytes).sum();
+            if self.rows == 0 {
+                self.oldest = None;
+            }
+        }
+        Ok(())
+    }
+
+    fn is_full(&self) -> bool {
+        self.rows >= self.opts.limits.max_rows
+            || self.bytes >= self.opts.limits.max_bytes
+            || self.oldest.is_some_and(|t| t.elapsed() >= self.opts.limits.max_latency)
+    }
+
+    fn cached_high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        let c_topic = std::ffi::CString::new(topic).ok()?;
+        let (mut low, mut high) = (-1i64, -1i64);
+        // SAFETY: valid client pointer and out-parameters.
+        let err = unsafe {
+            rdsys::rd_kafka_get_watermark_offsets(
+                self.consumer.client().native_ptr(),
+                c_topic.as_ptr(),
+                partition,
+                &mut low,
+                &mut high,
+            )
+        };
+        (err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+    }
+
+    /// Whether every assigned partition has been read up to the high
+    /// watermark it had when first seen (Spark's AvailableNow).
+    pub fn caught_up(&mut self) -> bool {
+        let Ok(s) = self.state.lock() else { return false };
+        if !s.assigned_once {
+            return false;
+        }
+        let current: Vec<(String, i32)> = s.current.iter().cloned().collect();
+        drop(s);
+        current.iter().all(|k| {
+            if !self.start_hwm.contains_key(k) {
+                if let Some(h) = self.cached_high_watermark(&k.0, k.1) {
+                    self.start_hwm.insert(k.clone(), h);
+                }
+            }
+            match (self.start_hwm.get(k), self.next.get(k)) {
+                (Some(&h), Some(&n)) => n >= h,
+                _ => false,
+            }
+        })
+    }
+
+    /// The next batch: blocks up to `wait` for it to fill, then returns what
+    /// there is (possibly nothing). `force` closes the batch regardless.
+    pub fn poll_batch(&mut self, wait: Duration, force: bool) -> Result<ConsumedBatch> {
+        let deadline = Instant::now() + wait;
+        while !force && !self.is_full() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let step = (deadline - now).min(Duration::from_millis(100));
+            match self.consumer.poll(step) {
+                None => {}
+                Some(Ok(m)) => {
+                    let key = (m.topic().to_string(), m.partition());
+                    let raw = RawMessage {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        timestamp_ms: m.timestamp().to_millis(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        value: m.payload().map(<[u8]>::to_vec),
+                    };
+                    drop(m);
+                    self.sync_assignment()?;
+                    if !self.state.lock().map(|s| s.current.contains(&key)).unwrap_or(false) {
+                        continue;
+                    }
+                    let len = raw.value.as_ref().map_or(0, Vec::len);
+                    self.next.insert(key.clone(), raw.offset + 1);
+                    let buf = self.buffers.entry(key).or_default();
+                    buf.messages.push(raw);
+                    buf.bytes += len;
+                    self.rows += 1;
+                    self.bytes += len;
+                    self.oldest.get_or_insert_with(Instant::now);
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    // At the end of a partition: remember where that is.
+                    if self.opts.topics.len() == 1 {
+                        let key = (self.opts.topics[0].clone(), p);
+                        if let Some(h) = self.cached_high_watermark(&key.0, p) {
+                            self.start_hwm.entry(key.clone()).or_insert(h);
+                            self.next.entry(key).or_insert(h);
+                        }
+                    }
+                }
+                Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange))) => {
+                    return Err(Error::Kafka(
+                        "an offset stored with the data is beyond the end of the topic's log \
+                         (the topic was deleted, recreated or truncated); write to a new table \
+                         or directory, or use another ingest name"
+                            .into(),
+                    ));
+                }
+                Some(Err(e)) => return Err(Error::Kafka(format!("consuming: {e}"))),
+            }
+        }
+        self.sync_assignment()?;
+        let mut batch = ConsumedBatch::default();
+        std::mem::swap(&mut batch.partitions, &mut self.buffers);
+        self.rows = 0;
+        self.bytes = 0;
+        self.oldest = None;
+        Ok(batch)
+    }
+
+    /// Commit `offsets` (last processed per partition) to the consumer group.
+    pub fn commit(&self, offsets: &[(String, i32, i64)]) -> Result<()> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (t, p, o) in offsets {
+            tpl.add_partition_offset(t, *p, Offset::Offset(o + 1)).map_err(Error::from)?;
+        }
+        self.consumer.commit(&tpl, CommitMode::Sync).map_err(|e| Error::Kafka(format!("committing offsets: {e}")))
+    }
+
+    /// Partitions currently assigned.
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        let mut v: Vec<_> = self.state.lock().map(|s| s.current.iter().cloned().collect()).unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Lag per assigned partition: (topic, partition, next offset, high watermark).
+    pub fn lag(&self) -> Vec<(String, i32, i64, i64)> {
+        self.assignment()
+            .into_iter()
+            .filter_map(|(t, p)| {
+                let h = self.cached_high_watermark(&t, p)?;
+                let n = self.next.get(&(t.clone(), p)).copied().unwrap_or(0);
+                Some((t, p, n, h))
+            })
+            .collect()
+    }
+
+    /// The options it runs with.
+    pub fn options(&self) -> &ConsumerOptions {
+        &self.opts
+    }
+}

@@ -1,0 +1,382 @@
+//! Ingest and the batch consumer, for Python.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3_arrow::{PySchema, PyTable};
+
+use super::errors::{to_exception, IntoPyResult};
+use crate::decode::{DecodeOptions, JsonDecoder, RawMessage};
+use crate::error::{Error, Result};
+use crate::ingest::{DateColumn, Ingest, IngestMetrics, IngestOptions, IngestReport, RunMode, SinkSpec};
+use crate::kafka::config::KafkaConfig;
+use crate::kafka::consumer::{BatchLimits, BatchingConsumer, ConsumerOptions, StartFrom};
+use crate::sink::delta::DeltaOptions;
+use crate::sink::storage::Location;
+
+fn secs(name: &str, s: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|_| {
+        super::errors::to_py_err(Error::InvalidArgument(format!("{name} must be a non-negative number of seconds, got {s}")))
+    })
+}
+
+/// Consumer options from Python arguments.
+#[allow(clippy::too_many_arguments)]
+fn consumer_options(
+    bootstrap_servers: String,
+    topics: Vec<String>,
+    group_id: String,
+    config: HashMap<String, String>,
+    connect_timeout_s: f64,
+    start: &str,
+    start_offsets: Option<HashMap<(String, i32), i64>>,
+    start_timestamp_ms: Option<i64>,
+    max_rows: usize,
+    max_bytes: usize,
+    max_latency_s: f64,
+) -> PyResult<ConsumerOptions> {
+    let mut settings: Vec<(String, String)> = config.into_iter().collect();
+    settings.sort();
+    let start = match start {
+        "earliest" => StartFrom::Earliest,
+        "latest" => StartFrom::Latest,
+        "offsets" => StartFrom::Offsets(start_offsets.unwrap_or_default()),
+        "timestamp" => StartFrom::Timestamp(start_timestamp_ms.unwrap_or(0)),
+        other => {
+            return Err(super::errors::to_py_err(Error::InvalidArgument(format!(
+                "start must be 'earliest', 'latest', offsets or a datetime; got {other:?}"
+            ))))
+        }
+    };
+    Ok(ConsumerOptions {
+        kafka: KafkaConfig { bootstrap_servers, settings, connect_timeout: secs("connect_timeout", connect_timeout_s)? },
+        topics,
+        group_id,
+        start,
+        limits: BatchLimits { max_rows, max_bytes, max_latency: secs("max_latency", max_latency_s)? },
+    })
+}
+
+type Outcome = Result<IngestReport>;
+
+/// An ingest run on its own thread.
+#[pyclass(module = "kafkalake._kafkalake", frozen)]
+pub struct RawIngest {
+    metrics: Arc<IngestMetrics>,
+    ingest: Mutex<Option<Ingest>>,
+    thread: Mutex<Option<JoinHandle<Outcome>>>,
+}
+
+fn report_dict<'py>(py: Python<'py>, r: &IngestReport, m: &IngestMetrics) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("messages", r.messages)?;
+    d.set_item("rows", r.rows)?;
+    d.set_item("dead_letters", r.dead_letters)?;
+    d.set_item("commits", r.commits)?;
+    d.set_item("elapsed_seconds", r.elapsed)?;
+    d.set_item("interrupted", r.interrupted)?;
+    d.set_item("bytes", m.bytes.load(Ordering::Relaxed))?;
+    d.set_item("batches", m.batches.load(Ordering::Relaxed))?;
+    d.set_item("files", m.files.load(Ordering::Relaxed))?;
+    let (p50, p99) = m.commit_latency();
+    d.set_item("commit_p50_seconds", p50)?;
+    d.set_item("commit_p99_seconds", p99)?;
+    Ok(d)
+}
+
+#[pymethods]
+impl RawIngest {
+    /// Check and prepare everything (raises before any data moves).
+    #[new]
+    #[pyo3(signature = (
+        *, bootstrap_servers, topics, group_id, config, connect_timeout_s, start, start_offsets,
+        start_timestamp_ms, max_rows, max_bytes, max_latency_s, sink, uri, storage_options,
+        name, partition_by, date_column, target_file_size, checkpoint_interval, schema,
+        metadata_columns, flatten, max_message_bytes, dead_letter_uri, mode, duration_s
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        bootstrap_servers: String,
+        topics: Vec<String>,
+        group_id: String,
+        config: HashMap<String, String>,
+        connect_timeout_s: f64,
+        start: &str,
+        start_offsets: Option<HashMap<(String, i32), i64>>,
+        start_timestamp_ms: Option<i64>,
+        max_rows: usize,
+        max_bytes: usize,
+        max_latency_s: f64,
+        sink: &str,
+        uri: String,
+        storage_options: HashMap<String, String>,
+        name: String,
+        partition_by: Vec<String>,
+        date_column: Option<(String, String)>,
+        target_file_size: Option<u64>,
+        checkpoint_interval: u64,
+        schema: Option<PySchema>,
+        metadata_columns: bool,
+        flatten: bool,
+        max_message_bytes: usize,
+        dead_letter_uri: String,
+        mode: &str,
+        duration_s: Option<f64>,
+    ) -> PyResult<Self> {
+        let consumer = consumer_options(
+            bootstrap_servers, topics, group_id, config, connect_timeout_s, start, start_offsets,
+            start_timestamp_ms, max_rows, max_bytes, max_latency_s,
+        )?;
+        let location = Location { uri, options: storage_options.clone() };
+        let sink = match sink {
+            "delta" => SinkSpec::Delta(DeltaOptions {
+                location,
+                app_name: name,
+                partition_by,
+                target_file_size,
+                checkpoint_interval,
+            }),
+            _ => SinkSpec::Parquet(location),
+        };
+        let mode = match (mode, duration_s) {
+            ("duration", Some(d)) => RunMode::For(secs("duration", d)?),
+            ("available", _) => RunMode::UntilCaughtUp,
+            _ => RunMode::Forever,
+        };
+        let opts = IngestOptions {
+            consumer,
+            schema: schema.map(|s| s.into_inner()),
+            decode: DecodeOptions { metadata_columns, flatten, max_message_bytes },
+            date_column: date_column.map(|(source, name)| DateColumn { source, name }),
+            sink,
+            dead_letters: Location { uri: dead_letter_uri, options: storage_options },
+            mode,
+        };
+        let metrics = Arc::new(IngestMetrics::default());
+        let m = metrics.clone();
+        let ingest = py.detach(move || Ingest::new(opts, m)).py()?;
+        Ok(RawIngest { metrics, ingest: Mutex::new(Some(ingest)), thread: Mutex::new(None) })
+    }
+
+    /// Start the loop on a background thread.
+    fn start(&self) -> PyResult<()> {
+        let mut ingest = self
+            .ingest
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("lock poisoned"))?
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("this ingest was already started"))?;
+        let handle = std::thread::Builder::new()
+            .name("kafkalake-ingest".into())
+            .spawn(move || ingest.run())
+            .map_err(|e| PyRuntimeError::new_err(format!("could not start the ingest thread: {e}")))?;
+        *self.thread.lock().map_err(|_| PyRuntimeError::new_err("lock poisoned"))? = Some(handle);
+        Ok(())
+    }
+
+    /// Wait up to `timeout_s` (GIL released); true once finished.
+    fn wait(&self, py: Python<'_>, timeout_s: f64) -> PyResult<bool> {
+        let guard = self.thread.lock().map_err(|_| PyRuntimeError::new_err("lock poisoned"))?;
+        let Some(h) = guard.as_ref() else { return Ok(true) };
+        if h.is_finished() {
+            return Ok(true);
+        }
+        drop(guard);
+        let t = Duration::from_secs_f64(timeout_s.max(0.0));
+        py.detach(|| {
+            let step = Duration::from_millis(10);
+            let start = std::time::Instant::now();
+            while start.elapsed() < t {
+                if self.thread.lock().map(|g| g.as_ref().is_none_or(|h| h.is_finished())).unwrap_or(true) {
+                    return true;
+                }
+                std::thread::sleep(step);
+            }
+            false
+        });
+        Ok(self.thread.lock().map(|g| g.as_ref().is_none_or(|h| h.is_finished())).unwrap_or(true))
+    }
+
+    /// Ask the loop to stop after writing what it has.
+    fn cancel(&self) {
+        self.metrics.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Counters so far.
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let m = &self.metrics;
+        let r = IngestReport {
+            messages: m.messages.load(Ordering::Relaxed),
+            rows: m.rows.load(Ordering::Relaxed),
+            dead_letters: m.dead_letters.load(Ordering::Relaxed),
+            commits: m.commits.load(Ordering::Relaxed),
+            elapsed: m.elapsed(),
+            interrupted: m.cancel.load(Ordering::Relaxed),
+        };
+        let d = report_dict(py, &r, m)?;
+        let lag: Vec<(String, i32, i64)> = m.lag().into_iter().map(|(t, p, n, h)| (t, p, (h - n).max(0))).collect();
+        d.set_item("lag", lag)?;
+        Ok(d)
+    }
+
+    /// Join: `(report, error or None)`.
+    fn result<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyDict>, Option<Bound<'py, PyAny>>)> {
+        let handle = self
+            .thread
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("lock poisoned"))?
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("this ingest was not started, or its result was taken"))?;
+        let outcome = py.detach(|| handle.join()).map_err(|_| PyRuntimeError::new_err("the ingest thread panicked"))?;
+        let m = &self.metrics;
+        match outcome {
+            Ok(r) => Ok((report_dict(py, &r, m)?, None)),
+            Err(e) => {
+                let r = IngestReport {
+                    messages: m.messages.load(Ordering::Relaxed),
+                    rows: m.rows.load(Ordering::Relaxed),
+                    dead_letters: m.dead_letters.load(Ordering::Relaxed),
+                    commits: m.commits.load(Ordering::Relaxed),
+                    elapsed: m.elapsed(),
+                    interrupted: false,
+                };
+                Ok((report_dict(py, &r, m)?, Some(to_exception(py, &e)?)))
+            }
+        }
+    }
+}
+
+/// A consumer handing decoded batches to Python.
+#[pyclass(module = "kafkalake._kafkalake")]
+pub struct RawBatchConsumer {
+    consumer: Option<BatchingConsumer>,
+    schema: Option<arrow::datatypes::SchemaRef>,
+    decode: DecodeOptions,
+    decoders: HashMap<String, JsonDecoder>,
+}
+
+type Polled = (PyTable, PyTable, Vec<(String, i32, i64)>);
+
+#[pymethods]
+impl RawBatchConsumer {
+    /// Subscribe (raises on bad arguments or a missing topic).
+    #[new]
+    #[pyo3(signature = (
+        *, bootstrap_servers, topics, group_id, config, connect_timeout_s, start, start_offsets,
+        start_timestamp_ms, max_rows, max_bytes, max_latency_s, schema, metadata_columns, flatten,
+        max_message_bytes
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        bootstrap_servers: String,
+        topics: Vec<String>,
+        group_id: String,
+        config: HashMap<String, String>,
+        connect_timeout_s: f64,
+        start: &str,
+        start_offsets: Option<HashMap<(String, i32), i64>>,
+        start_timestamp_ms: Option<i64>,
+        max_rows: usize,
+        max_bytes: usize,
+        max_latency_s: f64,
+        schema: Option<PySchema>,
+        metadata_columns: bool,
+        flatten: bool,
+        max_message_bytes: usize,
+    ) -> PyResult<Self> {
+        let opts = consumer_options(
+            bootstrap_servers, topics, group_id, config, connect_timeout_s, start, start_offsets,
+            start_timestamp_ms, max_rows, max_bytes, max_latency_s,
+        )?;
+        let consumer = py.detach(|| BatchingConsumer::new(opts, None)).py()?;
+        Ok(RawBatchConsumer {
+            consumer: Some(consumer),
+            schema: schema.map(|s| s.into_inner()),
+            decode: DecodeOptions { metadata_columns, flatten, max_message_bytes },
+            decoders: HashMap::new(),
+        })
+    }
+
+    /// The next batch within `timeout_s`: (rows, dead letters, last offsets), or None.
+    fn poll(&mut self, py: Python<'_>, timeout_s: f64) -> PyResult<Option<Polled>> {
+        let consumer = self.consumer.as_mut().ok_or_else(|| PyRuntimeError::new_err("the consumer is closed"))?;
+        let wait = secs("timeout", timeout_s)?;
+        let batch = py.detach(|| consumer.poll_batch(wait, false)).py()?;
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        let offsets = batch.last_offsets();
+        let mut rows = Vec::new();
+        let mut dead = Vec::new();
+        let mut schema = None;
+        for ((topic, _), buf) in batch.partitions {
+            if !self.decoders.contains_key(&topic) {
+                let s = match &self.schema {
+                    Some(s) => Some(s.clone()),
+                    None => crate::decode::infer_schema(buf.messages.iter().filter_map(|m| m.value.as_deref())).py()?,
+                };
+                if let Some(s) = s {
+                    self.decoders.insert(topic.clone(), JsonDecoder::new(&topic, s, self.decode.clone()).py()?);
+                }
+            }
+            match self.decoders.get(&topic) {
+                Some(d) => {
+                    let (b, dl) = d.decode(&buf.messages).py()?;
+                    schema.get_or_insert_with(|| b.schema());
+                    rows.push(b);
+                    dead.extend(dl.into_iter().map(|d| (topic.clone(), d)));
+                }
+                None => dead.extend(buf.messages.into_iter().map(|m: RawMessage| {
+                    (topic.clone(), crate::decode::DeadLetter { message: m, error: "not a JSON object".into() })
+                })),
+            }
+        }
+        let schema = schema.unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
+        let dead_batches = dead_letter_batches(&dead).py()?;
+        Ok(Some((
+            PyTable::try_new(rows, schema)?,
+            PyTable::try_new(dead_batches, crate::ingest::dead_letter_schema())?,
+            offsets,
+        )))
+    }
+
+    /// Commit offsets (last processed per partition) to the group.
+    fn commit(&self, py: Python<'_>, offsets: Vec<(String, i32, i64)>) -> PyResult<()> {
+        let consumer = self.consumer.as_ref().ok_or_else(|| PyRuntimeError::new_err("the consumer is closed"))?;
+        py.detach(|| consumer.commit(&offsets)).py()
+    }
+
+    /// Assigned (topic, partition) pairs.
+    fn assignment(&self) -> Vec<(String, i32)> {
+        self.consumer.as_ref().map(|c| c.assignment()).unwrap_or_default()
+    }
+
+    /// Leave the group.
+    fn close(&mut self, py: Python<'_>) {
+        if let Some(c) = self.consumer.take() {
+            py.detach(move || drop(c));
+        }
+    }
+}
+
+fn dead_letter_batches(dead: &[(String, crate::decode::DeadLetter)]) -> Result<Vec<arrow::array::RecordBatch>> {
+    let mut by_topic: std::collections::BTreeMap<&str, Vec<crate::decode::DeadLetter>> = Default::default();
+    for (t, d) in dead {
+        by_topic.entry(t.as_str()).or_default().push(d.clone());
+    }
+    by_topic
+        .into_iter()
+        .map(|(t, ds)| {
+            let b = crate::ingest::dead_letter_rows(t, &ds)?;
+            Ok(b)
+        })
+        .collect()
+}

@@ -1,0 +1,371 @@
+//! The Delta Lake sink, exactly once.
+//!
+//! Every commit carries, in the same atomic commit as the data files, one
+//! `txn` action per Kafka partition: app id `<ingest>-<topic>-<partition>`,
+//! version = the last offset written. The Delta log, not the consumer group,
+//! is the source of truth: on start and on every assignment the consumer
+//! resumes at the stored version + 1, and a chunk whose offsets are already
+//! stored is dropped. When two workers race on a partition (a rebalance), the
+//! loser's commit fails Delta's conflict check on the shared app id; it
+//! reloads the stored versions, drops what the winner wrote and retries.
+//! Appends of different partitions never conflict.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::compute::{cast, concat_batches};
+use arrow::datatypes::SchemaRef;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::{CommitBuilder, CommitConflictError, CommitProperties, TransactionError};
+use deltalake::kernel::{Action, StructType, Transaction};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::StreamExt;
+
+use super::storage::Location;
+use super::{PartitionChunk, Sink, WriteOutcome};
+use crate::error::{Error, Result};
+use crate::runtime::block_on;
+
+/// How the table is written.
+#[derive(Clone, Debug)]
+pub struct DeltaOptions {
+    /// The table.
+    pub location: Location,
+    /// The ingest's name: part of every txn app id.
+    pub app_name: String,
+    /// Partition columns of a created table.
+    pub partition_by: Vec<String>,
+    /// Target size of data files, bytes (`None`: one file per partition value and flush).
+    pub target_file_size: Option<u64>,
+    /// Write a checkpoint every this many commits (0: never).
+    pub checkpoint_interval: u64,
+}
+
+/// The txn app id of one partition.
+pub fn app_id(app: &str, topic: &str, partition: i32) -> String {
+    format!("{app}-{topic}-{partition}")
+}
+
+fn delta_err(what: &str, e: DeltaTableError) -> Error {
+    match e {
+        DeltaTableError::ObjectStore { source } => Error::Storage(format!("{what}: {source}")),
+        other => Error::Delta(format!("{what}: {other}")),
+    }
+}
+
+/// Whether the location holds anything at all (a non-table directory must
+/// not be turned into a table silently).
+async fn is_empty(location: &Location) -> Result<bool> {
+    let store = location.store()?;
+    let mut list = store.list(None);
+    match list.next().await {
+        None => Ok(true),
+        Some(Ok(_)) => Ok(false),
+        Some(Err(e)) => Err(Error::Storage(format!("cannot list '{}': {e}", location.uri))),
+    }
+}
+
+/// Open the table at `location`, or `None` if there is no table and the
+/// location is empty. A non-empty location without a Delta log is an error.
+pub fn open(location: &Location) -> Result<Option<DeltaTable>> {
+    block_on(async {
+        let url = location.url()?;
+        let builder = DeltaTableBuilder::from_url(url)
+            .map_err(|e| delta_err(&format!("bad table location '{}'", location.uri), e))?
+            .with_storage_options(location.options.clone());
+        match builder.load().await {
+            Ok(t) => Ok(Some(t)),
+            Err(DeltaTableError::NotATable(_)) => {
+                if is_empty(location).await? {
+                    Ok(None)
+                } else {
+                    Err(Error::Table(format!(
+                        "'{}' holds files but is not a Delta table (no _delta_log); \
+                         choose an empty or new location",
+                        location.uri
+                    )))
+                }
+            }
+            Err(e) => Err(delta_err(&format!("cannot open the Delta table at '{}'", location.uri), e)),
+        }
+    })
+}
+
+/// The table's schema as Arrow.
+pub fn arrow_schema(table: &DeltaTable) -> Result<SchemaRef> {
+    let writer = RecordBatchWriter::for_table(table).map_err(|e| delta_err("table schema", e))?;
+    Ok(writer.arrow_schema())
+}
+
+/// Check that `wanted` (the rows about to be written) fits `table_schema`:
+/// same names, same types. Extra table columns must be nullable.
+pub fn check_compatible(location: &str, table_schema: &SchemaRef, wanted: &SchemaRef) -> Result<()> {
+    let mut problems = Vec::new();
+    for f in wanted.fields() {
+        match table_schema.field_with_name(f.name()) {
+            Err(_) => problems.push(format!("column '{}' ({}) is not in the table", f.name(), f.data_type())),
+            Ok(t) if !types_match(t.data_type(), f.data_type()) => problems.push(format!(
+                "column '{}' is {} in the table but {} in the data",
+                f.name(),
+                t.data_type(),
+                f.data_type()
+            )),
+            Ok(_) => {}
+        }
+    }
+    for t in table_schema.fields() {
+        if wanted.field_with_name(t.name()).is_err() && !t.is_nullable() {
+            problems.push(format!("required table column '{}' is missing from the data", t.name()));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Table(format!(
+            "the Delta table at '{location}' has a schema that conflicts with the data: {}; \
+             write to another table or pass a schema that matches it",
+            problems.join("; ")
+        )))
+    }
+}
+
+fn types_match(a: &arrow::datatypes::DataType, b: &arrow::datatypes::DataType) -> bool {
+    use arrow::datatypes::DataType as D;
+    match (a, b) {
+        (D::Struct(x), D::Struct(y)) => {
+            x.len() == y.len()
+                && x.iter().zip(y.iter()).all(|(f, g)| f.name() == g.name() && types_match(f.data_type(), g.data_type()))
+        }
+        (D::List(x), D::List(y)) | (D::LargeList(x), D::LargeList(y)) => types_match(x.data_type(), y.data_type()),
+        // Delta stores all timestamps as microseconds.
+        (D::Timestamp(_, tz1), D::Timestamp(_, tz2)) => tz1.is_some() == tz2.is_some(),
+        _ => a == b,
+    }
+}
+
+/// Create the table with `schema`.
+pub fn create(location: &Location, schema: &SchemaRef, partition_by: &[String]) -> Result<DeltaTable> {
+    for p in partition_by {
+        if schema.field_with_name(p).is_err() {
+            return Err(Error::InvalidArgument(format!(
+                "partition column '{p}' is not a column of the data"
+            )));
+        }
+    }
+    let kernel: StructType = schema
+        .as_ref()
+        .try_into_kernel()
+        .map_err(|e| Error::Table(format!("the data's schema cannot be a Delta schema: {e}")))?;
+    block_on(async {
+        let url = location.url()?;
+        DeltaTableBuilder::from_url(url)
+            .map_err(|e| delta_err("bad table location", e))?
+            .with_storage_options(location.options.clone())
+            .build()
+            .map_err(|e| delta_err("bad table location", e))?
+            .create()
+            .with_columns(kernel.fields().cloned())
+            .with_partition_columns(partition_by.iter().cloned())
+            .with_save_mode(SaveMode::Ignore)
+            .await
+            .map_err(|e| delta_err(&format!("cannot create the Delta table at '{}'", location.uri), e))
+    })
+}
+
+/// A Delta table receiving ingested rows.
+pub struct DeltaSink {
+    table: DeltaTable,
+    opts: DeltaOptions,
+    schema: SchemaRef,
+    commits: u64,
+}
+
+fn is_conflict(e: &DeltaTableError) -> bool {
+    matches!(
+        e,
+        DeltaTableError::Transaction {
+            source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction)
+                | TransactionError::MaxCommitAttempts(_)
+        } | DeltaTableError::VersionAlreadyExists(_)
+    )
+}
+
+impl DeltaSink {
+    /// A sink over an open table.
+    pub fn new(table: DeltaTable, opts: DeltaOptions) -> Result<Self> {
+        let schema = arrow_schema(&table)?;
+        Ok(DeltaSink { table, opts, schema, commits: 0 })
+    }
+
+    /// The table's Arrow schema.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// The table (for reading it back).
+    pub fn table(&self) -> &DeltaTable {
+        &self.table
+    }
+
+    /// Stored txn versions of `topic`'s partitions, after catching up with the log.
+    pub fn stored_versions(&mut self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, i64>> {
+        let app = self.opts.app_name.clone();
+        block_on(async {
+            self.table.update_incremental(None).await.map_err(|e| delta_err("reload", e))?;
+            let snapshot = self.table.snapshot().map_err(|e| delta_err("snapshot", e))?;
+            let store = self.table.log_store();
+            let mut out = BTreeMap::new();
+            for p in partitions {
+                if let Some(v) = snapshot
+                    .transaction_version(store.as_ref(), app_id(&app, topic, *p))
+                    .await
+                    .map_err(|e| delta_err("reading txn versions", e))?
+                {
+                    out.insert(*p, v);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Rows of `batch` in the table's column order and types.
+    fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        for f in self.schema.fields() {
+            let col = match batch.column_by_name(f.name()) {
+                Some(c) if c.data_type() == f.data_type() => c.clone(),
+                Some(c) => cast(c, f.data_type())?,
+                None => arrow::array::new_null_array(f.data_type(), batch.num_rows()),
+            };
+            cols.push(col);
+        }
+        Ok(RecordBatch::try_new(self.schema.clone(), cols)?)
+    }
+
+    /// One commit: data files plus a txn per partition. `Ok(None)` on a
+    /// conflict with a concurrent writer of the same partitions.
+    fn commit(&mut self, topic: &str, chunks: &[PartitionChunk]) -> Result<Option<WriteOutcome>> {
+        let batches: Vec<RecordBatch> = chunks
+            .iter()
+            .filter(|c| c.batch.num_rows() > 0)
+            .map(|c| self.conform(&c.batch))
+            .collect::<Result<_>>()?;
+        let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let txns: Vec<Action> = chunks
+            .iter()
+            .map(|c| {
+                Action::Txn(Transaction::new_with_last_update(
+                    app_id(&self.opts.app_name, topic, c.partition),
+                    c.last_offset,
+                    Some(now_ms),
+                ))
+            })
+            .collect();
+        let target = self.opts.target_file_size;
+        let result = block_on(async {
+            let mut actions: Vec<Action> = Vec::new();
+            if !batches.is_empty() {
+                let mut writer = RecordBatchWriter::for_table(&self.table)?;
+                if let Some(t) = target {
+                    writer = writer.with_target_file_size(t);
+                }
+                let all = concat_batches(&self.schema, &batches).map_err(DeltaTableError::from)?;
+                writer.write(all).await?;
+                actions.extend(writer.flush().await?.into_iter().map(Action::Add));
+            }
+            let files = actions.len() as u64;
+            actions.extend(txns);
+            let snapshot = self.table.snapshot()?;
+            let partition_by = snapshot.metadata().partition_columns().to_vec();
+            let op = DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: (!partition_by.is_empty()).then_some(partition_by),
+                predicate: None,
+            };
+            let finalized = CommitBuilder::from(
+                CommitProperties::default().with_create_checkpoint(false).with_max_retries(10),
+            )
+            .with_actions(actions)
+            .build(Some(snapshot), self.table.log_store(), op)
+            .await?;
+            Ok::<_, DeltaTableError>((finalized.version(), finalized.snapshot(), files))
+        });
+        match result {
+            Ok((version, snapshot, files)) => {
+                self.table.state = Some(snapshot);
+                self.commits += 1;
+                if self.opts.checkpoint_interval > 0 && self.commits % self.opts.checkpoint_interval == 0 {
+                    block_on(deltalake::checkpoints::create_checkpoint(&self.table, None))
+                        .map_err(|e| delta_err("writing a checkpoint", e))?;
+                }
+                Ok(Some(WriteOutcome { rows, files, version: Some(version as i64) }))
+            }
+            Err(e) if is_conflict(&e) => Ok(None),
+            Err(e) => Err(delta_err(&format!("writing to the Delta table at '{}'", self.opts.location.uri), e)),
+        }
+    }
+}
+
+/// Drop from `chunks` what is already stored (offsets ≤ the stored version).
+pub fn skip_stored(chunks: Vec<PartitionChunk>, stored: &BTreeMap<i32, i64>) -> Vec<PartitionChunk> {
+    chunks
+        .into_iter()
+        .filter_map(|mut c| {
+            let Some(&done) = stored.get(&c.partition) else { return Some(c) };
+            if c.last_offset <= done {
+                return None;
+            }
+            if c.first_offset <= done {
+                // Part of it is stored: keep the rows after `done`.
+                c.dead_letters.retain(|d| d.message.offset > done);
+                c.first_offset = done + 1;
+                c.batch = filter_offsets(&c.batch, done).unwrap_or(c.batch);
+            }
+            Some(c)
+        })
+        .collect()
+}
+
+/// Rows of `batch` whose `_kl_offset` is above `done` (batches carry that
+/// helper column until they are written).
+fn filter_offsets(batch: &RecordBatch, done: i64) -> Option<RecordBatch> {
+    let col = batch.column_by_name(OFFSET_COLUMN)?;
+    let offsets = col.as_any().downcast_ref::<arrow::array::Int64Array>()?;
+    let keep = arrow::compute::kernels::cmp::gt(offsets, &arrow::array::Int64Array::new_scalar(done)).ok()?;
+    arrow::compute::filter_record_batch(batch, &keep).ok()
+}
+
+/// Name of the offset column every chunk batch carries until it is written.
+pub const OFFSET_COLUMN: &str = "__kafkalake_offset";
+
+impl Sink for DeltaSink {
+    fn stored_offsets(&mut self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, i64>> {
+        self.stored_versions(topic, partitions)
+    }
+
+    fn write(&mut self, topic: &str, chunks: Vec<PartitionChunk>) -> Result<WriteOutcome> {
+        let mut chunks = chunks;
+        for _attempt in 0..20 {
+            let partitions: Vec<i32> = chunks.iter().map(|c| c.partition).collect();
+            let stored = self.stored_versions(topic, &partitions)?;
+            chunks = skip_stored(chunks, &stored);
+            if chunks.is_empty() {
+                return Ok(WriteOutcome::default());
+            }
+            if let Some(outcome) = self.commit(topic, &chunks)? {
+                return Ok(outcome);
+            }
+        }
+        Err(Error::Delta(format!(
+            "gave up after 20 commit conflicts on the Delta table at '{}'",
+            self.opts.location.uri
+        )))
+    }
+
+    fn describe(&self) -> String {
+        format!("Delta table {}", self.opts.location.uri)
+    }
+}
