@@ -11,11 +11,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::array::{ArrayRef, BinaryBuilder, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{
+    ArrayRef, BinaryBuilder, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::decode::{infer_schema, DeadLetter, DecodeOptions, JsonDecoder, RawMessage, METADATA_COLUMNS};
+use crate::decode::{
+    infer_schema, DeadLetter, DecodeOptions, JsonDecoder, RawMessage, METADATA_COLUMNS,
+};
 use crate::error::{Error, Result};
 use crate::kafka::consumer::{BatchingConsumer, ConsumedBatch, ConsumerOptions, OffsetLookup};
 use crate::sink::delta::{self, DeltaOptions, DeltaSink, OFFSET_COLUMN};
@@ -100,7 +105,11 @@ pub struct IngestMetrics {
 impl IngestMetrics {
     /// Seconds since the ingest started.
     pub fn elapsed(&self) -> f64 {
-        self.started.lock().ok().and_then(|s| *s).map_or(0.0, |s| s.elapsed().as_secs_f64())
+        self.started
+            .lock()
+            .ok()
+            .and_then(|s| *s)
+            .map_or(0.0, |s| s.elapsed().as_secs_f64())
     }
 
     /// Commit latency percentiles (p50, p99), seconds.
@@ -147,27 +156,45 @@ pub fn dead_letter_rows(topic: &str, dead: &[DeadLetter]) -> Result<RecordBatch>
     }
     let cols: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(vec![topic; n])),
-        Arc::new(Int32Array::from_iter_values(dead.iter().map(|d| d.message.partition))),
-        Arc::new(Int64Array::from_iter_values(dead.iter().map(|d| d.message.offset))),
+        Arc::new(Int32Array::from_iter_values(
+            dead.iter().map(|d| d.message.partition),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            dead.iter().map(|d| d.message.offset),
+        )),
         Arc::new(
-            TimestampMicrosecondArray::from(dead.iter().map(|d| d.message.timestamp_ms.map(|t| t * 1000)).collect::<Vec<_>>())
-                .with_timezone("UTC"),
+            TimestampMicrosecondArray::from(
+                dead.iter()
+                    .map(|d| d.message.timestamp_ms.map(|t| t * 1000))
+                    .collect::<Vec<_>>(),
+            )
+            .with_timezone("UTC"),
         ),
         Arc::new(keys.finish()),
         Arc::new(values.finish()),
-        Arc::new(StringArray::from_iter_values(dead.iter().map(|d| d.error.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            dead.iter().map(|d| d.error.as_str()),
+        )),
         Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
     ];
     Ok(RecordBatch::try_new(dead_letter_schema(), cols)?)
 }
 
 fn dead_letter_batch(topic: &str, dead: &[DeadLetter]) -> Result<RecordBatch> {
-    with_offsets(&dead_letter_rows(topic, dead)?, dead.iter().map(|d| d.message.offset))
+    with_offsets(
+        &dead_letter_rows(topic, dead)?,
+        dead.iter().map(|d| d.message.offset),
+    )
 }
 
 /// `batch` plus the internal offset column used to skip stored rows.
 fn with_offsets(batch: &RecordBatch, offsets: impl Iterator<Item = i64>) -> Result<RecordBatch> {
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));
     let mut cols = batch.columns().to_vec();
     cols.push(Arc::new(Int64Array::from_iter_values(offsets)));
@@ -179,7 +206,10 @@ struct SinkLookup(Arc<Mutex<Box<dyn Sink>>>);
 
 impl OffsetLookup for SinkLookup {
     fn stored(&mut self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, i64>> {
-        self.0.lock().map_err(|_| Error::Kafka("sink lock poisoned".into()))?.stored_offsets(topic, partitions)
+        self.0
+            .lock()
+            .map_err(|_| Error::Kafka("sink lock poisoned".into()))?
+            .stored_offsets(topic, partitions)
     }
 }
 
@@ -215,7 +245,12 @@ pub struct Ingest {
 
 fn strip_columns(schema: &SchemaRef, drop: &[&str]) -> SchemaRef {
     Arc::new(Schema::new(
-        schema.fields().iter().filter(|f| !drop.contains(&f.name().as_str())).map(|f| f.as_ref().clone()).collect::<Vec<_>>(),
+        schema
+            .fields()
+            .iter()
+            .filter(|f| !drop.contains(&f.name().as_str()))
+            .map(|f| f.as_ref().clone())
+            .collect::<Vec<_>>(),
     ))
 }
 
@@ -270,12 +305,19 @@ impl Ingest {
         };
         if let Some(vs) = &value_schema {
             for t in &opts.consumer.topics {
-                decoders.insert(t.clone(), JsonDecoder::new(t, vs.clone(), opts.decode.clone())?);
+                decoders.insert(
+                    t.clone(),
+                    JsonDecoder::new(t, vs.clone(), opts.decode.clone())?,
+                );
             }
         }
         let dead = match delta::open(&opts.dead_letters)? {
             Some(t) => {
-                delta::check_compatible(&opts.dead_letters.uri, &delta::arrow_schema(&t)?, &dead_letter_schema())?;
+                delta::check_compatible(
+                    &opts.dead_letters.uri,
+                    &delta::arrow_schema(&t)?,
+                    &dead_letter_schema(),
+                )?;
                 Some(DeltaSink::new(t, dead_letter_options(&opts))?)
             }
             None => None,
@@ -283,7 +325,16 @@ impl Ingest {
         let sink = Arc::new(Mutex::new(sink));
         let lookup: Arc<Mutex<dyn OffsetLookup>> = Arc::new(Mutex::new(SinkLookup(sink.clone())));
         let consumer = BatchingConsumer::new(opts.consumer.clone(), Some(lookup))?;
-        Ok(Ingest { opts, consumer, sink, dead, decoders, metrics, table_schema, delta_pending_create })
+        Ok(Ingest {
+            opts,
+            consumer,
+            sink,
+            dead,
+            decoders,
+            metrics,
+            table_schema,
+            delta_pending_create,
+        })
     }
 
     /// Run until the mode says stop (or cancel); returns what was done.
@@ -324,7 +375,11 @@ impl Ingest {
         })
     }
 
-    fn decoder_for(&mut self, topic: &str, messages: &[&RawMessage]) -> Result<Option<JsonDecoder>> {
+    fn decoder_for(
+        &mut self,
+        topic: &str,
+        messages: &[&RawMessage],
+    ) -> Result<Option<JsonDecoder>> {
         if let Some(d) = self.decoders.get(topic) {
             return Ok(Some(d.clone()));
         }
@@ -342,7 +397,10 @@ impl Ingest {
         let offsets = batch.last_offsets();
         let n = batch.len() as u64;
         m.messages.fetch_add(n, Ordering::Relaxed);
-        m.bytes.fetch_add(batch.partitions.values().map(|b| b.bytes as u64).sum(), Ordering::Relaxed);
+        m.bytes.fetch_add(
+            batch.partitions.values().map(|b| b.bytes as u64).sum(),
+            Ordering::Relaxed,
+        );
         let mut by_topic: BTreeMap<String, Vec<(i32, Vec<RawMessage>)>> = BTreeMap::new();
         for ((t, p), buf) in batch.partitions {
             by_topic.entry(t).or_default().push((p, buf.messages));
@@ -353,14 +411,19 @@ impl Ingest {
             let decoder = self.decoder_for(&topic, &all)?;
             let mut chunks = Vec::with_capacity(parts.len());
             for (p, msgs) in &parts {
-                let (Some(first), Some(last)) = (msgs.first(), msgs.last()) else { continue };
+                let (Some(first), Some(last)) = (msgs.first(), msgs.last()) else {
+                    continue;
+                };
                 let (rows, dead) = match &decoder {
                     Some(d) => d.decode(msgs)?,
                     // Nothing decodable to learn a schema from: all dead.
                     None => (
                         RecordBatch::new_empty(Arc::new(Schema::empty())),
                         msgs.iter()
-                            .map(|m| DeadLetter { message: m.clone(), error: "not a JSON object".into() })
+                            .map(|m| DeadLetter {
+                                message: m.clone(),
+                                error: "not a JSON object".into(),
+                            })
                             .collect(),
                     ),
                 };
@@ -381,7 +444,11 @@ impl Ingest {
                 // Only dead letters so far: no schema to create the table with.
                 continue;
             }
-            let outcome = self.sink.lock().map_err(|_| Error::Kafka("sink lock poisoned".into()))?.write(&topic, chunks)?;
+            let outcome = self
+                .sink
+                .lock()
+                .map_err(|_| Error::Kafka("sink lock poisoned".into()))?
+                .write(&topic, chunks)?;
             m.rows.fetch_add(outcome.rows, Ordering::Relaxed);
             m.files.fetch_add(outcome.files, Ordering::Relaxed);
             m.commits.fetch_add(1, Ordering::Relaxed);
@@ -397,15 +464,25 @@ impl Ingest {
     }
 
     fn add_derived(&self, rows: RecordBatch) -> Result<RecordBatch> {
-        let Some(d) = &self.opts.date_column else { return Ok(rows) };
+        let Some(d) = &self.opts.date_column else {
+            return Ok(rows);
+        };
         if rows.num_columns() == 0 {
             return Ok(rows);
         }
         let src = rows.column_by_name(&d.source).ok_or_else(|| {
-            Error::InvalidArgument(format!("date column source '{}' is not a column of the data", d.source))
+            Error::InvalidArgument(format!(
+                "date column source '{}' is not a column of the data",
+                d.source
+            ))
         })?;
         let date = cast(src, &DataType::Date32)?;
-        let mut fields: Vec<Field> = rows.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = rows
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         fields.push(Field::new(&d.name, DataType::Date32, true));
         let mut cols = rows.columns().to_vec();
         cols.push(date);
@@ -437,7 +514,9 @@ impl Ingest {
         if let Some(d) = self.dead.as_mut() {
             d.write(topic, dead_chunks)?;
         }
-        self.metrics.dead_letters.fetch_add(count as u64, Ordering::Relaxed);
+        self.metrics
+            .dead_letters
+            .fetch_add(count as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -446,14 +525,23 @@ impl Ingest {
         if !self.delta_pending_create {
             return Ok(());
         }
-        let SinkSpec::Delta(d) = &self.opts.sink else { return Ok(()) };
-        let Some(schema) = chunks.iter().find(|c| c.batch.num_columns() > 1).map(|c| strip_columns(&c.batch.schema(), &[OFFSET_COLUMN])) else {
+        let SinkSpec::Delta(d) = &self.opts.sink else {
+            return Ok(());
+        };
+        let Some(schema) = chunks
+            .iter()
+            .find(|c| c.batch.num_columns() > 1)
+            .map(|c| strip_columns(&c.batch.schema(), &[OFFSET_COLUMN]))
+        else {
             return Ok(());
         };
         let table = delta::create(&d.location, &schema, &d.partition_by)?;
         let sink = DeltaSink::new(table, d.clone())?;
         self.table_schema = Some(sink.schema());
-        *self.sink.lock().map_err(|_| Error::Kafka("sink lock poisoned".into()))? = Box::new(sink);
+        *self
+            .sink
+            .lock()
+            .map_err(|_| Error::Kafka("sink lock poisoned".into()))? = Box::new(sink);
         self.delta_pending_create = false;
         Ok(())
     }
@@ -467,14 +555,23 @@ impl Ingest {
 /// The offset of each decoded row: the messages that did not become dead letters, in order.
 fn offsets_of(rows: &RecordBatch, msgs: &[RawMessage], dead: &[DeadLetter]) -> Vec<i64> {
     let dead: std::collections::HashSet<i64> = dead.iter().map(|d| d.message.offset).collect();
-    let v: Vec<i64> = msgs.iter().map(|m| m.offset).filter(|o| !dead.contains(o)).collect();
+    let v: Vec<i64> = msgs
+        .iter()
+        .map(|m| m.offset)
+        .filter(|o| !dead.contains(o))
+        .collect();
     debug_assert_eq!(v.len(), rows.num_rows());
     v
 }
 
 fn output_schema(value_schema: &SchemaRef, opts: &IngestOptions) -> Result<SchemaRef> {
     let d = JsonDecoder::new("t", value_schema.clone(), opts.decode.clone())?;
-    let mut fields: Vec<Field> = d.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = d
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     if let Some(dc) = &opts.date_column {
         fields.push(Field::new(&dc.name, DataType::Date32, true));
     }
@@ -510,8 +607,15 @@ impl Sink for PendingDelta {
         Ok(BTreeMap::new())
     }
 
-    fn write(&mut self, _topic: &str, _chunks: Vec<PartitionChunk>) -> Result<crate::sink::WriteOutcome> {
-        Err(Error::Delta(format!("the Delta table at '{}' was not created", self.0.location.uri)))
+    fn write(
+        &mut self,
+        _topic: &str,
+        _chunks: Vec<PartitionChunk>,
+    ) -> Result<crate::sink::WriteOutcome> {
+        Err(Error::Delta(format!(
+            "the Delta table at '{}' was not created",
+            self.0.location.uri
+        )))
     }
 
     fn describe(&self) -> String {

@@ -99,3 +99,35 @@ def read_topic(
     finally:
         consumer.close()
     return out
+
+
+def read_n(servers: str, topic: str, n: int, timeout: float = 60.0) -> list[tuple[int, int]]:
+    """(partition, offset) of the first ``n`` messages of ``topic``, read with
+    confluent-kafka without writing anything to the topic."""
+    import time
+
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": servers,
+            "group.id": f"n-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    consumer.subscribe([topic])
+    out: list[tuple[int, int]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < n:
+            assert time.monotonic() < deadline, f"only {len(out)} of {n} messages in {timeout} s"
+            out += [
+                (m.partition(), m.offset())
+                for m in consumer.consume(10_000, timeout=0.5)
+                if not m.error()
+            ]
+    finally:
+        consumer.close()
+    return out

@@ -14,17 +14,17 @@ Quick start::
 from kafkalake import exceptions
 from kafkalake._kafkalake import __version__
 from kafkalake.embedded import EmbeddedKafka
-from kafkalake.ingest import BatchConsumer, ConsumedBatch, IngestReport, ingest
 from kafkalake.generate import PROFILES, Profile, generate, profile_schema, sample
+from kafkalake.ingest import BatchConsumer, ConsumedBatch, IngestReport, ingest
 from kafkalake.producer import Compression, ProduceReport, produce, produce_arrow
 
 __all__ = [
     "PROFILES",
     "BatchConsumer",
-    "ConsumedBatch",
-    "IngestReport",
     "Compression",
+    "ConsumedBatch",
     "EmbeddedKafka",
+    "IngestReport",
     "ProduceReport",
     "Profile",
     "__version__",

@@ -96,25 +96,44 @@ def _demo_ingest(kafka: EmbeddedKafka, args: argparse.Namespace) -> None:
     kafka.create_topic(topic, partitions)
     print(f"\nProduce {n:,} iot events to '{topic}' ({partitions} partitions), then ingest them")
     print("into a Delta table, exactly once, and query it:")
-    produce("iot", topic, bootstrap_servers=servers, count=n, seed=args.seed,
-            duplicate_ratio=0.0, progress=False)
+    produce(
+        "iot",
+        topic,
+        bootstrap_servers=servers,
+        count=n,
+        seed=args.seed,
+        duplicate_ratio=0.0,
+        progress=False,
+    )
     table = args.table or tempfile.mkdtemp(prefix="kafkalake-demo-") + "/iot"
-    report = ingest(topic, table, bootstrap_servers=servers, metadata_columns=True,
-                    date_column=("createdAt", "date"), partition_by=["date"], progress=False)
+    report = ingest(
+        topic,
+        table,
+        bootstrap_servers=servers,
+        metadata_columns=True,
+        date_column=("createdAt", "date"),
+        partition_by=["date"],
+        progress=False,
+    )
     print(f"  {report}")
     from deltalake import DeltaTable
 
     dt = DeltaTable(table)
     data = dt.to_pyarrow_table()
-    print(f"  table {table}: version {dt.version()}, {data.num_rows:,} rows, "
-          f"{len(dt.file_uris())} files, partitioned by {dt.metadata().partition_columns}")
-    offsets = set(zip(data.column("_partition").to_pylist(), data.column("_offset").to_pylist(),
-                      strict=True))
+    print(
+        f"  table {table}: version {dt.version()}, {data.num_rows:,} rows, "
+        f"{len(dt.file_uris())} files, partitioned by {dt.metadata().partition_columns}"
+    )
+    offsets = set(
+        zip(data.column("_partition").to_pylist(), data.column("_offset").to_pylist(), strict=True)
+    )
     print(f"  distinct (partition, offset) pairs: {len(offsets):,} (produced: {n:,})")
     by_type = data.group_by("type").aggregate([("value", "mean"), ("value", "count")])
     for row in sorted(by_type.to_pylist(), key=lambda r: str(r["type"])):
-        print(f"    {row['type']:<10} {row['value_count']:>7,} events, mean value "
-              f"{row['value_mean']:.2f}")
+        print(
+            f"    {row['type']:<10} {row['value_count']:>7,} events, mean value "
+            f"{row['value_mean']:.2f}"
+        )
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -239,8 +258,12 @@ def parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--partitions", type=int, default=4)
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--no-ingest", dest="ingest", action="store_false",
-                   help="skip the produce → ingest → query step")
+    d.add_argument(
+        "--no-ingest",
+        dest="ingest",
+        action="store_false",
+        help="skip the produce → ingest → query step",
+    )
     d.add_argument("--table", help="where the demo's Delta table goes (default: a temp dir)")
     d.set_defaults(func=cmd_demo)
 
@@ -291,8 +314,9 @@ def parser() -> argparse.ArgumentParser:
     ig.add_argument("--bootstrap-servers", help=f"host:port[,…] (or ${BOOTSTRAP_ENV})")
     ig.add_argument("--name", help="ingest name (default: the table's last path component)")
     ig.add_argument("--group-id")
-    ig.add_argument("--until", default="caught_up",
-                    help="caught_up (default), forever, or a number of seconds")
+    ig.add_argument(
+        "--until", default="caught_up", help="caught_up (default), forever, or a number of seconds"
+    )
     ig.add_argument("--partition-by", action="append")
     ig.add_argument("--date-from", help="timestamp column to derive a 'date' partition from")
     ig.add_argument("--metadata-columns", action="store_true")

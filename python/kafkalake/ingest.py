@@ -74,8 +74,11 @@ def _start_args(start: Start) -> dict[str, Any]:
         return {"start": start, "start_offsets": None, "start_timestamp_ms": None}
     if isinstance(start, datetime):
         ts = start if start.tzinfo else start.replace(tzinfo=UTC)
-        return {"start": "timestamp", "start_offsets": None,
-                "start_timestamp_ms": int(ts.timestamp() * 1000)}
+        return {
+            "start": "timestamp",
+            "start_offsets": None,
+            "start_timestamp_ms": int(ts.timestamp() * 1000),
+        }
     if isinstance(start, Mapping):
         offsets = {(str(t), int(p)): int(o) for (t, p), o in start.items()}
         return {"start": "offsets", "start_offsets": offsets, "start_timestamp_ms": None}
@@ -212,17 +215,22 @@ def ingest(
     else:
         positive("until", until)
         mode, duration = "duration", float(until)
-    if date_column is not None and (
-        not isinstance(date_column, tuple) or len(date_column) != 2
-    ):
+    if date_column is not None and (not isinstance(date_column, tuple) or len(date_column) != 2):
         raise InvalidArgumentError("date_column must be (timestamp column, new column name)")
     positive("max_message_bytes", max_message_bytes, integer=True)
     positive("checkpoint_interval", checkpoint_interval, integer=True)
     positive("target_file_size", target_file_size, integer=True)
     raw = _kafkalake.RawIngest(
         **_consumer_args(
-            topics, bootstrap_servers, group_id, config, connect_timeout, start,
-            max_rows, max_bytes, max_latency,
+            topics,
+            bootstrap_servers,
+            group_id,
+            config,
+            connect_timeout,
+            start,
+            max_rows,
+            max_bytes,
+            max_latency,
         ),
         sink=format,
         uri=uri,
@@ -236,7 +244,9 @@ def ingest(
         metadata_columns=metadata_columns,
         flatten=flatten,
         max_message_bytes=max_message_bytes,
-        dead_letter_uri=_uri(dead_letter_table) if dead_letter_table else uri.rstrip("/") + "_dead_letters",
+        dead_letter_uri=_uri(dead_letter_table)
+        if dead_letter_table
+        else uri.rstrip("/") + "_dead_letters",
         mode=mode,
         duration_s=duration,
     )
@@ -278,8 +288,13 @@ class _IngestProgress:
             self._bar = tqdm(desc="ingest", unit="msg", unit_scale=True)
         self._bar.n = m["messages"]
         lag = sum(behind for _, _, behind in m["lag"])
-        self._bar.set_postfix(rows=f"{m['rows']:,}", dead=m["dead_letters"],
-                              commits=m["commits"], lag=f"{lag:,}", refresh=False)
+        self._bar.set_postfix(
+            rows=f"{m['rows']:,}",
+            dead=m["dead_letters"],
+            commits=m["commits"],
+            lag=f"{lag:,}",
+            refresh=False,
+        )
         self._bar.refresh()
 
     def close(self) -> None:
@@ -358,8 +373,15 @@ class BatchConsumer:
         self._idle = stop_when_idle
         self._raw: _kafkalake.RawBatchConsumer | None = _kafkalake.RawBatchConsumer(
             **_consumer_args(
-                topics, bootstrap_servers, group_id, config, connect_timeout, start,
-                max_rows, max_bytes, max_latency,
+                topics,
+                bootstrap_servers,
+                group_id,
+                config,
+                connect_timeout,
+                start,
+                max_rows,
+                max_bytes,
+                max_latency,
             ),
             schema=schema,
             metadata_columns=metadata_columns,

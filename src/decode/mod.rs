@@ -59,7 +59,11 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { metadata_columns: false, flatten: false, max_message_bytes: 8 * 1024 * 1024 }
+        DecodeOptions {
+            metadata_columns: false,
+            flatten: false,
+            max_message_bytes: 8 * 1024 * 1024,
+        }
     }
 }
 
@@ -79,7 +83,11 @@ fn metadata_fields() -> Vec<Field> {
         Field::new("_topic", DataType::Utf8, false),
         Field::new("_partition", DataType::Int32, false),
         Field::new("_offset", DataType::Int64, false),
-        Field::new("_timestamp", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true),
+        Field::new(
+            "_timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
         Field::new("_key", DataType::Binary, true),
     ]
 }
@@ -93,9 +101,17 @@ impl JsonDecoder {
     /// A decoder for values of `value_schema`.
     pub fn new(topic: &str, value_schema: SchemaRef, opts: DecodeOptions) -> Result<Self> {
         let mut fields: Vec<Field> = if opts.flatten {
-            flatten_schema(&value_schema)?.fields().iter().map(|f| f.as_ref().clone()).collect()
+            flatten_schema(&value_schema)?
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect()
         } else {
-            value_schema.fields().iter().map(|f| f.as_ref().clone()).collect()
+            value_schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect()
         };
         if opts.metadata_columns {
             for f in metadata_fields() {
@@ -132,8 +148,23 @@ impl JsonDecoder {
             .build_decoder()?)
     }
 
-    /// Decode one message alone: its single row, or why it cannot be one.
+    /// Decode one message alone: its single row, or why it cannot be one
+    /// (the reason cut to a readable length; the raw bytes are kept anyway).
     fn check_one(&self, value: &[u8]) -> std::result::Result<(), String> {
+        self.check_one_full(value).map_err(|mut e| {
+            if e.len() > 300 {
+                let mut cut = 300;
+                while !e.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                e.truncate(cut);
+                e.push('…');
+            }
+            e
+        })
+    }
+
+    fn check_one_full(&self, value: &[u8]) -> std::result::Result<(), String> {
         let mut d = self.arrow_decoder(2).map_err(|e| e.to_string())?;
         d.decode(value).map_err(|e| e.to_string())?;
         d.decode(b"\n").map_err(|e| e.to_string())?;
@@ -152,7 +183,9 @@ impl JsonDecoder {
             // Separate values, so two messages can never merge into one row.
             d.decode(b"\n")?;
         }
-        let batch = d.flush()?.unwrap_or_else(|| RecordBatch::new_empty(self.value_schema.clone()));
+        let batch = d
+            .flush()?
+            .unwrap_or_else(|| RecordBatch::new_empty(self.value_schema.clone()));
         if batch.num_rows() != values.len() {
             return Err(Error::Arrow(arrow::error::ArrowError::JsonError(format!(
                 "{} messages gave {} rows",
@@ -170,7 +203,10 @@ impl JsonDecoder {
         let mut good: Vec<&RawMessage> = Vec::with_capacity(messages.len());
         for m in messages {
             match &m.value {
-                None => dead.push(DeadLetter { message: m.clone(), error: "message has no value (tombstone)".into() }),
+                None => dead.push(DeadLetter {
+                    message: m.clone(),
+                    error: "message has no value (tombstone)".into(),
+                }),
                 Some(v) if v.len() > self.opts.max_message_bytes => dead.push(DeadLetter {
                     message: m.clone(),
                     error: format!(
@@ -182,7 +218,10 @@ impl JsonDecoder {
                 Some(_) => good.push(m),
             }
         }
-        let values: Vec<&[u8]> = good.iter().map(|m| m.value.as_deref().unwrap_or_default()).collect();
+        let values: Vec<&[u8]> = good
+            .iter()
+            .map(|m| m.value.as_deref().unwrap_or_default())
+            .collect();
         let batch = match self.decode_values(&values) {
             Ok(b) => b,
             Err(_) => {
@@ -191,25 +230,40 @@ impl JsonDecoder {
                 for m in good {
                     match self.check_one(m.value.as_deref().unwrap_or_default()) {
                         Ok(()) => keep.push(m),
-                        Err(error) => dead.push(DeadLetter { message: m.clone(), error }),
+                        Err(error) => dead.push(DeadLetter {
+                            message: m.clone(),
+                            error,
+                        }),
                     }
                 }
                 good = keep;
-                let values: Vec<&[u8]> =
-                    good.iter().map(|m| m.value.as_deref().unwrap_or_default()).collect();
+                let values: Vec<&[u8]> = good
+                    .iter()
+                    .map(|m| m.value.as_deref().unwrap_or_default())
+                    .collect();
                 self.decode_values(&values)?
             }
         };
-        let batch = if self.opts.flatten { batch.normalize(".", None)? } else { batch };
+        let batch = if self.opts.flatten {
+            batch.normalize(".", None)?
+        } else {
+            batch
+        };
         let batch = if self.opts.metadata_columns {
             let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
             let n = good.len();
             cols.push(Arc::new(StringArray::from(vec![&*self.topic; n])));
-            cols.push(Arc::new(Int32Array::from_iter_values(good.iter().map(|m| m.partition))));
-            cols.push(Arc::new(Int64Array::from_iter_values(good.iter().map(|m| m.offset))));
+            cols.push(Arc::new(Int32Array::from_iter_values(
+                good.iter().map(|m| m.partition),
+            )));
+            cols.push(Arc::new(Int64Array::from_iter_values(
+                good.iter().map(|m| m.offset),
+            )));
             cols.push(Arc::new(
-                TimestampMillisecondArray::from(good.iter().map(|m| m.timestamp_ms).collect::<Vec<_>>())
-                    .with_timezone("UTC"),
+                TimestampMillisecondArray::from(
+                    good.iter().map(|m| m.timestamp_ms).collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
             ));
             let mut keys = BinaryBuilder::new();
             for m in &good {
@@ -236,20 +290,64 @@ pub fn infer_schema<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<Option
     if parsed.is_empty() {
         return Ok(None);
     }
-    let schema = infer_json_schema_from_iterator(parsed.iter().map(Ok))?;
+    // A few malformed messages (a string where a number belongs) must not
+    // decide the schema: infer from the messages whose fields all have their
+    // field's most common JSON type.
+    let kind = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => 0u8,
+        serde_json::Value::Bool(_) => 1,
+        serde_json::Value::Number(_) => 2,
+        serde_json::Value::String(_) => 3,
+        serde_json::Value::Array(_) => 4,
+        serde_json::Value::Object(_) => 5,
+    };
+    let mut counts: std::collections::HashMap<&str, [usize; 6]> = std::collections::HashMap::new();
+    for v in &parsed {
+        for (k, x) in v.as_object().into_iter().flatten() {
+            counts.entry(k.as_str()).or_default()[kind(x) as usize] += 1;
+        }
+    }
+    let majority: std::collections::HashMap<&str, u8> = counts
+        .iter()
+        .map(|(k, c)| (*k, (1..6).max_by_key(|i| c[*i as usize]).unwrap_or(0)))
+        .collect();
+    let typical: Vec<&serde_json::Value> = parsed
+        .iter()
+        .filter(|v| {
+            v.as_object().into_iter().flatten().all(|(k, x)| {
+                let kx = kind(x);
+                kx == 0 || majority.get(k.as_str()) == Some(&kx)
+            })
+        })
+        .collect();
+    let sample: Vec<&serde_json::Value> = if typical.is_empty() {
+        parsed.iter().collect()
+    } else {
+        typical
+    };
+    let schema = infer_json_schema_from_iterator(sample.iter().map(|v| Ok(*v)))?;
+    let parsed: Vec<serde_json::Value> = sample.into_iter().cloned().collect();
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|f| {
             let is_ts = f.data_type() == &DataType::Utf8
                 && parsed.iter().all(|v| match v.get(f.name()) {
-                    Some(serde_json::Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
+                    Some(serde_json::Value::String(s)) => {
+                        chrono::DateTime::parse_from_rfc3339(s).is_ok()
+                    }
                     Some(serde_json::Value::Null) | None => true,
                     _ => false,
                 })
-                && parsed.iter().any(|v| v.get(f.name()).is_some_and(|x| x.is_string()));
+                && parsed
+                    .iter()
+                    .any(|v| v.get(f.name()).is_some_and(|x| x.is_string()));
             if is_ts {
-                Field::new(f.name(), DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true)
+                Field::new(
+                    f.name(),
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    true,
+                )
             } else {
                 f.as_ref().clone()
             }
@@ -292,8 +390,14 @@ mod tests {
         let (batch, dead) = dec.decode(&msgs(&refs)).unwrap();
         assert!(dead.is_empty());
         assert_eq!(batch.num_rows(), 500);
-        let typed = new_source("iot", GeneratorOptions::default()).unwrap().next_batch(500).unwrap();
-        assert_eq!(batch, typed, "JSON round trip equals the typed generator output");
+        let typed = new_source("iot", GeneratorOptions::default())
+            .unwrap()
+            .next_batch(500)
+            .unwrap();
+        assert_eq!(
+            batch, typed,
+            "JSON round trip equals the typed generator output"
+        );
     }
 
     #[test]
@@ -305,24 +409,44 @@ mod tests {
         let dec = JsonDecoder::new(
             "t",
             schema,
-            DecodeOptions { metadata_columns: true, max_message_bytes: 40, ..Default::default() },
+            DecodeOptions {
+                metadata_columns: true,
+                max_message_bytes: 40,
+                ..Default::default()
+            },
         )
         .unwrap();
         let mut m = msgs(&[
             br#"{"a":1,"b":"x"}"#,
-            br#"{"a":2,"b":"y""#,                              // truncated
-            br#"{"a":"three"}"#,                               // wrong type
-            br#"[1,2]"#,                                       // not an object
-            br#"{"b":"no a"}"#,                                // missing required
+            br#"{"a":2,"b":"y""#, // truncated
+            br#"{"a":"three"}"#,  // wrong type
+            br#"[1,2]"#,          // not an object
+            br#"{"b":"no a"}"#,   // missing required
             br#"{"a":6,"b":"this one is far too long to be accepted here"}"#, // oversized
-            br#"{"a":7}{"a":8}"#,                              // two values
+            br#"{"a":7}{"a":8}"#, // two values
             br#"{"a":9,"extra":true}"#,
         ]);
-        m.push(RawMessage { value: None, ..m[0].clone() });
+        m.push(RawMessage {
+            value: None,
+            ..m[0].clone()
+        });
         let (batch, dead) = dec.decode(&m).unwrap();
-        let a: Vec<i64> = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec();
+        let a: Vec<i64> = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .values()
+            .to_vec();
         assert_eq!(a, vec![1, 9]);
-        let offsets: Vec<i64> = batch.column_by_name("_offset").unwrap().as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec();
+        let offsets: Vec<i64> = batch
+            .column_by_name("_offset")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .values()
+            .to_vec();
         assert_eq!(offsets, vec![0, 7]);
         let dead_offsets: Vec<i64> = dead.iter().map(|d| d.message.offset).collect();
         assert_eq!(dead_offsets, vec![0, 1, 2, 3, 4, 5, 6]);
@@ -336,12 +460,16 @@ mod tests {
             br#"{"id":1,"nested":{"x":1.5},"at":"2026-01-01T00:00:00.000001Z","s":"hi"}"#,
             br#"{"id":2,"nested":{"x":2.5},"at":"2026-01-01T00:00:01Z","s":"yo"}"#,
             b"not json",
+            br#"{"id":"three","nested":{"x":3.5},"at":"2026-01-01T00:00:02Z","s":"hi"}"#,
         ];
         let schema = infer_schema(values.into_iter()).unwrap().unwrap();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, ["id", "nested", "at", "s"]);
         assert!(matches!(schema.field(1).data_type(), DataType::Struct(_)));
-        assert!(matches!(schema.field(2).data_type(), DataType::Timestamp(TimeUnit::Microsecond, _)));
+        assert!(matches!(
+            schema.field(2).data_type(),
+            DataType::Timestamp(TimeUnit::Microsecond, _)
+        ));
         assert_eq!(schema.field(3).data_type(), &DataType::Utf8);
     }
 }

@@ -57,7 +57,11 @@ pub struct BatchLimits {
 
 impl Default for BatchLimits {
     fn default() -> Self {
-        BatchLimits { max_rows: 100_000, max_bytes: 64 * 1024 * 1024, max_latency: Duration::from_secs(5) }
+        BatchLimits {
+            max_rows: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_latency: Duration::from_secs(5),
+        }
     }
 }
 
@@ -137,22 +141,53 @@ impl ClientContext for Context {}
 
 impl Context {
     /// Fill in the start offset of each newly assigned partition.
-    fn choose_offsets(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) -> Result<()> {
+    fn choose_offsets(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &mut TopicPartitionList,
+    ) -> Result<()> {
         let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
         for e in tpl.elements() {
-            by_topic.entry(e.topic().to_string()).or_default().push(e.partition());
+            by_topic
+                .entry(e.topic().to_string())
+                .or_default()
+                .push(e.partition());
         }
-        let mut started = self.started.lock().map_err(|_| Error::Kafka("lock poisoned".into()))?;
+        let mut started = self
+            .started
+            .lock()
+            .map_err(|_| Error::Kafka("lock poisoned".into()))?;
         let mut by_time = TopicPartitionList::new();
+        // Without a sink, the group's committed offsets are where this
+        // consumer left off (earliest/latest apply only where there are none).
+        let mut committed: HashMap<(String, i32), i64> = HashMap::new();
+        if self.lookup.is_none() && matches!(self.start, StartFrom::Earliest | StartFrom::Latest) {
+            let mut q = TopicPartitionList::new();
+            for (topic, parts) in &by_topic {
+                for p in parts {
+                    q.add_partition(topic, *p);
+                }
+            }
+            for e in consumer.committed_offsets(q, self.timeout)?.elements() {
+                if let Offset::Offset(o) = e.offset() {
+                    committed.insert((e.topic().to_string(), e.partition()), o);
+                }
+            }
+        }
         for (topic, parts) in &by_topic {
             let stored = match &self.lookup {
-                Some(l) => l.lock().map_err(|_| Error::Kafka("lock poisoned".into()))?.stored(topic, parts)?,
+                Some(l) => l
+                    .lock()
+                    .map_err(|_| Error::Kafka("lock poisoned".into()))?
+                    .stored(topic, parts)?,
                 None => BTreeMap::new(),
             };
             for p in parts {
                 let key = (topic.clone(), *p);
                 let offset = if let Some(o) = stored.get(p) {
                     Offset::Offset(o + 1)
+                } else if let Some(o) = committed.get(&key) {
+                    Offset::Offset(*o)
                 } else if self.lookup.is_none() && started.contains(&key) {
                     // No sink: the group's committed offset, as any consumer.
                     Offset::Stored
@@ -160,14 +195,19 @@ impl Context {
                     match &self.start {
                         StartFrom::Earliest => Offset::Beginning,
                         StartFrom::Latest => Offset::End,
-                        StartFrom::Offsets(m) => m.get(&key).map_or(Offset::Beginning, |o| Offset::Offset(*o)),
+                        StartFrom::Offsets(m) => m
+                            .get(&key)
+                            .map_or(Offset::Beginning, |o| Offset::Offset(*o)),
                         StartFrom::Timestamp(ts) => {
-                            by_time.add_partition_offset(topic, *p, Offset::Offset(*ts)).map_err(Error::from)?;
+                            by_time
+                                .add_partition_offset(topic, *p, Offset::Offset(*ts))
+                                .map_err(Error::from)?;
                             Offset::Beginning
                         }
                     }
                 };
-                tpl.set_partition_offset(topic, *p, offset).map_err(Error::from)?;
+                tpl.set_partition_offset(topic, *p, offset)
+                    .map_err(Error::from)?;
                 started.insert(key);
             }
         }
@@ -179,7 +219,8 @@ impl Context {
                     Offset::Offset(o) if o >= 0 => Offset::Offset(o),
                     _ => Offset::End,
                 };
-                tpl.set_partition_offset(e.topic(), e.partition(), o).map_err(Error::from)?;
+                tpl.set_partition_offset(e.topic(), e.partition(), o)
+                    .map_err(Error::from)?;
             }
         }
         Ok(())
@@ -187,9 +228,17 @@ impl Context {
 }
 
 impl ConsumerContext for Context {
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
         let native = consumer.client().native_ptr();
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 if let Err(e) = self.choose_offsets(consumer, tpl) {
@@ -251,7 +300,10 @@ pub struct BatchingConsumer {
 
 impl BatchingConsumer {
     /// Connect, check the topics exist, and subscribe.
-    pub fn new(opts: ConsumerOptions, lookup: Option<Arc<Mutex<dyn OffsetLookup>>>) -> Result<Self> {
+    pub fn new(
+        opts: ConsumerOptions,
+        lookup: Option<Arc<Mutex<dyn OffsetLookup>>>,
+    ) -> Result<Self> {
         opts.kafka.validate()?;
         if opts.topics.is_empty() {
             return Err(Error::InvalidArgument("give at least one topic".into()));
@@ -259,7 +311,10 @@ impl BatchingConsumer {
         if opts.group_id.is_empty() {
             return Err(Error::InvalidArgument("group_id is empty".into()));
         }
-        if opts.limits.max_rows == 0 || opts.limits.max_bytes == 0 || opts.limits.max_latency.is_zero() {
+        if opts.limits.max_rows == 0
+            || opts.limits.max_bytes == 0
+            || opts.limits.max_latency.is_zero()
+        {
             return Err(Error::InvalidArgument(
                 "max_rows, max_bytes and max_latency must all be positive".into(),
             ));
@@ -284,11 +339,19 @@ impl BatchingConsumer {
             ("enable.partition.eof", "true".to_string()),
             ("allow.auto.create.topics", "false".to_string()),
         ];
-        let config = opts.kafka.client_config(&defaults.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>());
+        let config = opts.kafka.client_config(
+            &defaults
+                .iter()
+                .map(|(k, v)| (*k, v.clone()))
+                .collect::<Vec<_>>(),
+        );
         let consumer: BaseConsumer<Context> = config.create_with_context(context)?;
         for t in &opts.topics {
             if partition_count(consumer.client(), &opts.kafka, t)?.is_none() {
-                return Err(Error::TopicNotFound { topic: t.clone(), servers: opts.kafka.bootstrap_servers.clone() });
+                return Err(Error::TopicNotFound {
+                    topic: t.clone(),
+                    servers: opts.kafka.bootstrap_servers.clone(),
+                });
             }
         }
         let topics: Vec<&str> = opts.topics.iter().map(String::as_str).collect();
@@ -309,7 +372,10 @@ impl BatchingConsumer {
 
     /// Drop buffered messages of partitions no longer assigned.
     fn sync_assignment(&mut self) -> Result<()> {
-        let mut s = self.state.lock().map_err(|_| Error::Kafka("lock poisoned".into()))?;
+        let mut s = self
+            .state
+            .lock()
+            .map_err(|_| Error::Kafka("lock poisoned".into()))?;
         if let Some(e) = s.error.take() {
             return Err(e);
         }
@@ -331,7 +397,9 @@ impl BatchingConsumer {
     fn is_full(&self) -> bool {
         self.rows >= self.opts.limits.max_rows
             || self.bytes >= self.opts.limits.max_bytes
-            || self.oldest.is_some_and(|t| t.elapsed() >= self.opts.limits.max_latency)
+            || self
+                .oldest
+                .is_some_and(|t| t.elapsed() >= self.opts.limits.max_latency)
     }
 
     fn cached_high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
@@ -353,7 +421,9 @@ impl BatchingConsumer {
     /// Whether every assigned partition has been read up to the high
     /// watermark it had when first seen (Spark's AvailableNow).
     pub fn caught_up(&mut self) -> bool {
-        let Ok(s) = self.state.lock() else { return false };
+        let Ok(s) = self.state.lock() else {
+            return false;
+        };
         if !s.assigned_once {
             return false;
         }
@@ -395,7 +465,12 @@ impl BatchingConsumer {
                     };
                     drop(m);
                     self.sync_assignment()?;
-                    if !self.state.lock().map(|s| s.current.contains(&key)).unwrap_or(false) {
+                    if !self
+                        .state
+                        .lock()
+                        .map(|s| s.current.contains(&key))
+                        .unwrap_or(false)
+                    {
                         continue;
                     }
                     let len = raw.value.as_ref().map_or(0, Vec::len);
@@ -407,16 +482,15 @@ impl BatchingConsumer {
                     self.bytes += len;
                     self.oldest.get_or_insert_with(Instant::now);
                 }
-                Some(Err(KafkaError::PartitionEOF(p))) => {
-                    // At the end of a partition: remember where that is.
-                    if self.opts.topics.len() == 1 {
-                        let key = (self.opts.topics[0].clone(), p);
-                        if let Some(h) = self.cached_high_watermark(&key.0, p) {
-                            self.start_hwm.entry(key.clone()).or_insert(h);
-                            self.next.entry(key).or_insert(h);
-                        }
+                // At the end of a partition: remember where that is.
+                Some(Err(KafkaError::PartitionEOF(p))) if self.opts.topics.len() == 1 => {
+                    let key = (self.opts.topics[0].clone(), p);
+                    if let Some(h) = self.cached_high_watermark(&key.0, p) {
+                        self.start_hwm.entry(key.clone()).or_insert(h);
+                        self.next.entry(key).or_insert(h);
                     }
                 }
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange))) => {
                     return Err(Error::Kafka(
                         "an offset stored with the data is beyond the end of the topic's log \
@@ -444,14 +518,21 @@ impl BatchingConsumer {
         }
         let mut tpl = TopicPartitionList::new();
         for (t, p, o) in offsets {
-            tpl.add_partition_offset(t, *p, Offset::Offset(o + 1)).map_err(Error::from)?;
+            tpl.add_partition_offset(t, *p, Offset::Offset(o + 1))
+                .map_err(Error::from)?;
         }
-        self.consumer.commit(&tpl, CommitMode::Sync).map_err(|e| Error::Kafka(format!("committing offsets: {e}")))
+        self.consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|e| Error::Kafka(format!("committing offsets: {e}")))
     }
 
     /// Partitions currently assigned.
     pub fn assignment(&self) -> Vec<(String, i32)> {
-        let mut v: Vec<_> = self.state.lock().map(|s| s.current.iter().cloned().collect()).unwrap_or_default();
+        let mut v: Vec<_> = self
+            .state
+            .lock()
+            .map(|s| s.current.iter().cloned().collect())
+            .unwrap_or_default();
         v.sort();
         v
     }

@@ -14,7 +14,9 @@ use pyo3_arrow::{PySchema, PyTable};
 use super::errors::{to_exception, IntoPyResult};
 use crate::decode::{DecodeOptions, JsonDecoder, RawMessage};
 use crate::error::{Error, Result};
-use crate::ingest::{DateColumn, Ingest, IngestMetrics, IngestOptions, IngestReport, RunMode, SinkSpec};
+use crate::ingest::{
+    DateColumn, Ingest, IngestMetrics, IngestOptions, IngestReport, RunMode, SinkSpec,
+};
 use crate::kafka::config::KafkaConfig;
 use crate::kafka::consumer::{BatchLimits, BatchingConsumer, ConsumerOptions, StartFrom};
 use crate::sink::delta::DeltaOptions;
@@ -22,7 +24,9 @@ use crate::sink::storage::Location;
 
 fn secs(name: &str, s: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(s).map_err(|_| {
-        super::errors::to_py_err(Error::InvalidArgument(format!("{name} must be a non-negative number of seconds, got {s}")))
+        super::errors::to_py_err(Error::InvalidArgument(format!(
+            "{name} must be a non-negative number of seconds, got {s}"
+        )))
     })
 }
 
@@ -55,11 +59,19 @@ fn consumer_options(
         }
     };
     Ok(ConsumerOptions {
-        kafka: KafkaConfig { bootstrap_servers, settings, connect_timeout: secs("connect_timeout", connect_timeout_s)? },
+        kafka: KafkaConfig {
+            bootstrap_servers,
+            settings,
+            connect_timeout: secs("connect_timeout", connect_timeout_s)?,
+        },
         topics,
         group_id,
         start,
-        limits: BatchLimits { max_rows, max_bytes, max_latency: secs("max_latency", max_latency_s)? },
+        limits: BatchLimits {
+            max_rows,
+            max_bytes,
+            max_latency: secs("max_latency", max_latency_s)?,
+        },
     })
 }
 
@@ -73,7 +85,11 @@ pub struct RawIngest {
     thread: Mutex<Option<JoinHandle<Outcome>>>,
 }
 
-fn report_dict<'py>(py: Python<'py>, r: &IngestReport, m: &IngestMetrics) -> PyResult<Bound<'py, PyDict>> {
+fn report_dict<'py>(
+    py: Python<'py>,
+    r: &IngestReport,
+    m: &IngestMetrics,
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("messages", r.messages)?;
     d.set_item("rows", r.rows)?;
@@ -131,10 +147,22 @@ impl RawIngest {
         duration_s: Option<f64>,
     ) -> PyResult<Self> {
         let consumer = consumer_options(
-            bootstrap_servers, topics, group_id, config, connect_timeout_s, start, start_offsets,
-            start_timestamp_ms, max_rows, max_bytes, max_latency_s,
+            bootstrap_servers,
+            topics,
+            group_id,
+            config,
+            connect_timeout_s,
+            start,
+            start_offsets,
+            start_timestamp_ms,
+            max_rows,
+            max_bytes,
+            max_latency_s,
         )?;
-        let location = Location { uri, options: storage_options.clone() };
+        let location = Location {
+            uri,
+            options: storage_options.clone(),
+        };
         let sink = match sink {
             "delta" => SinkSpec::Delta(DeltaOptions {
                 location,
@@ -153,16 +181,27 @@ impl RawIngest {
         let opts = IngestOptions {
             consumer,
             schema: schema.map(|s| s.into_inner()),
-            decode: DecodeOptions { metadata_columns, flatten, max_message_bytes },
+            decode: DecodeOptions {
+                metadata_columns,
+                flatten,
+                max_message_bytes,
+            },
             date_column: date_column.map(|(source, name)| DateColumn { source, name }),
             sink,
-            dead_letters: Location { uri: dead_letter_uri, options: storage_options },
+            dead_letters: Location {
+                uri: dead_letter_uri,
+                options: storage_options,
+            },
             mode,
         };
         let metrics = Arc::new(IngestMetrics::default());
         let m = metrics.clone();
         let ingest = py.detach(move || Ingest::new(opts, m)).py()?;
-        Ok(RawIngest { metrics, ingest: Mutex::new(Some(ingest)), thread: Mutex::new(None) })
+        Ok(RawIngest {
+            metrics,
+            ingest: Mutex::new(Some(ingest)),
+            thread: Mutex::new(None),
+        })
     }
 
     /// Start the loop on a background thread.
@@ -176,15 +215,25 @@ impl RawIngest {
         let handle = std::thread::Builder::new()
             .name("kafkalake-ingest".into())
             .spawn(move || ingest.run())
-            .map_err(|e| PyRuntimeError::new_err(format!("could not start the ingest thread: {e}")))?;
-        *self.thread.lock().map_err(|_| PyRuntimeError::new_err("lock poisoned"))? = Some(handle);
+            .map_err(|e| {
+                PyRuntimeError::new_err(format!("could not start the ingest thread: {e}"))
+            })?;
+        *self
+            .thread
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("lock poisoned"))? = Some(handle);
         Ok(())
     }
 
     /// Wait up to `timeout_s` (GIL released); true once finished.
     fn wait(&self, py: Python<'_>, timeout_s: f64) -> PyResult<bool> {
-        let guard = self.thread.lock().map_err(|_| PyRuntimeError::new_err("lock poisoned"))?;
-        let Some(h) = guard.as_ref() else { return Ok(true) };
+        let guard = self
+            .thread
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("lock poisoned"))?;
+        let Some(h) = guard.as_ref() else {
+            return Ok(true);
+        };
         if h.is_finished() {
             return Ok(true);
         }
@@ -194,14 +243,23 @@ impl RawIngest {
             let step = Duration::from_millis(10);
             let start = std::time::Instant::now();
             while start.elapsed() < t {
-                if self.thread.lock().map(|g| g.as_ref().is_none_or(|h| h.is_finished())).unwrap_or(true) {
+                if self
+                    .thread
+                    .lock()
+                    .map(|g| g.as_ref().is_none_or(|h| h.is_finished()))
+                    .unwrap_or(true)
+                {
                     return true;
                 }
                 std::thread::sleep(step);
             }
             false
         });
-        Ok(self.thread.lock().map(|g| g.as_ref().is_none_or(|h| h.is_finished())).unwrap_or(true))
+        Ok(self
+            .thread
+            .lock()
+            .map(|g| g.as_ref().is_none_or(|h| h.is_finished()))
+            .unwrap_or(true))
     }
 
     /// Ask the loop to stop after writing what it has.
@@ -221,20 +279,31 @@ impl RawIngest {
             interrupted: m.cancel.load(Ordering::Relaxed),
         };
         let d = report_dict(py, &r, m)?;
-        let lag: Vec<(String, i32, i64)> = m.lag().into_iter().map(|(t, p, n, h)| (t, p, (h - n).max(0))).collect();
+        let lag: Vec<(String, i32, i64)> = m
+            .lag()
+            .into_iter()
+            .map(|(t, p, n, h)| (t, p, (h - n).max(0)))
+            .collect();
         d.set_item("lag", lag)?;
         Ok(d)
     }
 
     /// Join: `(report, error or None)`.
-    fn result<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyDict>, Option<Bound<'py, PyAny>>)> {
+    fn result<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyDict>, Option<Bound<'py, PyAny>>)> {
         let handle = self
             .thread
             .lock()
             .map_err(|_| PyRuntimeError::new_err("lock poisoned"))?
             .take()
-            .ok_or_else(|| PyRuntimeError::new_err("this ingest was not started, or its result was taken"))?;
-        let outcome = py.detach(|| handle.join()).map_err(|_| PyRuntimeError::new_err("the ingest thread panicked"))?;
+            .ok_or_else(|| {
+                PyRuntimeError::new_err("this ingest was not started, or its result was taken")
+            })?;
+        let outcome = py
+            .detach(|| handle.join())
+            .map_err(|_| PyRuntimeError::new_err("the ingest thread panicked"))?;
         let m = &self.metrics;
         match outcome {
             Ok(r) => Ok((report_dict(py, &r, m)?, None)),
@@ -293,21 +362,37 @@ impl RawBatchConsumer {
         max_message_bytes: usize,
     ) -> PyResult<Self> {
         let opts = consumer_options(
-            bootstrap_servers, topics, group_id, config, connect_timeout_s, start, start_offsets,
-            start_timestamp_ms, max_rows, max_bytes, max_latency_s,
+            bootstrap_servers,
+            topics,
+            group_id,
+            config,
+            connect_timeout_s,
+            start,
+            start_offsets,
+            start_timestamp_ms,
+            max_rows,
+            max_bytes,
+            max_latency_s,
         )?;
         let consumer = py.detach(|| BatchingConsumer::new(opts, None)).py()?;
         Ok(RawBatchConsumer {
             consumer: Some(consumer),
             schema: schema.map(|s| s.into_inner()),
-            decode: DecodeOptions { metadata_columns, flatten, max_message_bytes },
+            decode: DecodeOptions {
+                metadata_columns,
+                flatten,
+                max_message_bytes,
+            },
             decoders: HashMap::new(),
         })
     }
 
     /// The next batch within `timeout_s`: (rows, dead letters, last offsets), or None.
     fn poll(&mut self, py: Python<'_>, timeout_s: f64) -> PyResult<Option<Polled>> {
-        let consumer = self.consumer.as_mut().ok_or_else(|| PyRuntimeError::new_err("the consumer is closed"))?;
+        let consumer = self
+            .consumer
+            .as_mut()
+            .ok_or_else(|| PyRuntimeError::new_err("the consumer is closed"))?;
         let wait = secs("timeout", timeout_s)?;
         let batch = py.detach(|| consumer.poll_batch(wait, false)).py()?;
         if batch.is_empty() {
@@ -321,10 +406,16 @@ impl RawBatchConsumer {
             if !self.decoders.contains_key(&topic) {
                 let s = match &self.schema {
                     Some(s) => Some(s.clone()),
-                    None => crate::decode::infer_schema(buf.messages.iter().filter_map(|m| m.value.as_deref())).py()?,
+                    None => crate::decode::infer_schema(
+                        buf.messages.iter().filter_map(|m| m.value.as_deref()),
+                    )
+                    .py()?,
                 };
                 if let Some(s) = s {
-                    self.decoders.insert(topic.clone(), JsonDecoder::new(&topic, s, self.decode.clone()).py()?);
+                    self.decoders.insert(
+                        topic.clone(),
+                        JsonDecoder::new(&topic, s, self.decode.clone()).py()?,
+                    );
                 }
             }
             match self.decoders.get(&topic) {
@@ -335,7 +426,13 @@ impl RawBatchConsumer {
                     dead.extend(dl.into_iter().map(|d| (topic.clone(), d)));
                 }
                 None => dead.extend(buf.messages.into_iter().map(|m: RawMessage| {
-                    (topic.clone(), crate::decode::DeadLetter { message: m, error: "not a JSON object".into() })
+                    (
+                        topic.clone(),
+                        crate::decode::DeadLetter {
+                            message: m,
+                            error: "not a JSON object".into(),
+                        },
+                    )
                 })),
             }
         }
@@ -350,13 +447,19 @@ impl RawBatchConsumer {
 
     /// Commit offsets (last processed per partition) to the group.
     fn commit(&self, py: Python<'_>, offsets: Vec<(String, i32, i64)>) -> PyResult<()> {
-        let consumer = self.consumer.as_ref().ok_or_else(|| PyRuntimeError::new_err("the consumer is closed"))?;
+        let consumer = self
+            .consumer
+            .as_ref()
+            .ok_or_else(|| PyRuntimeError::new_err("the consumer is closed"))?;
         py.detach(|| consumer.commit(&offsets)).py()
     }
 
     /// Assigned (topic, partition) pairs.
     fn assignment(&self) -> Vec<(String, i32)> {
-        self.consumer.as_ref().map(|c| c.assignment()).unwrap_or_default()
+        self.consumer
+            .as_ref()
+            .map(|c| c.assignment())
+            .unwrap_or_default()
     }
 
     /// Leave the group.
@@ -367,8 +470,11 @@ impl RawBatchConsumer {
     }
 }
 
-fn dead_letter_batches(dead: &[(String, crate::decode::DeadLetter)]) -> Result<Vec<arrow::array::RecordBatch>> {
-    let mut by_topic: std::collections::BTreeMap<&str, Vec<crate::decode::DeadLetter>> = Default::default();
+fn dead_letter_batches(
+    dead: &[(String, crate::decode::DeadLetter)],
+) -> Result<Vec<arrow::array::RecordBatch>> {
+    let mut by_topic: std::collections::BTreeMap<&str, Vec<crate::decode::DeadLetter>> =
+        Default::default();
     for (t, d) in dead {
         by_topic.entry(t.as_str()).or_default().push(d.clone());
     }

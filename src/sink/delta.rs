@@ -16,7 +16,9 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::SchemaRef;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::transaction::{CommitBuilder, CommitConflictError, CommitProperties, TransactionError};
+use deltalake::kernel::transaction::{
+    CommitBuilder, CommitConflictError, CommitProperties, TransactionError,
+};
 use deltalake::kernel::{Action, StructType, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
@@ -63,7 +65,10 @@ async fn is_empty(location: &Location) -> Result<bool> {
     match list.next().await {
         None => Ok(true),
         Some(Ok(_)) => Ok(false),
-        Some(Err(e)) => Err(Error::Storage(format!("cannot list '{}': {e}", location.uri))),
+        Some(Err(e)) => Err(Error::Storage(format!(
+            "cannot list '{}': {e}",
+            location.uri
+        ))),
     }
 }
 
@@ -88,7 +93,10 @@ pub fn open(location: &Location) -> Result<Option<DeltaTable>> {
                     )))
                 }
             }
-            Err(e) => Err(delta_err(&format!("cannot open the Delta table at '{}'", location.uri), e)),
+            Err(e) => Err(delta_err(
+                &format!("cannot open the Delta table at '{}'", location.uri),
+                e,
+            )),
         }
     })
 }
@@ -101,11 +109,19 @@ pub fn arrow_schema(table: &DeltaTable) -> Result<SchemaRef> {
 
 /// Check that `wanted` (the rows about to be written) fits `table_schema`:
 /// same names, same types. Extra table columns must be nullable.
-pub fn check_compatible(location: &str, table_schema: &SchemaRef, wanted: &SchemaRef) -> Result<()> {
+pub fn check_compatible(
+    location: &str,
+    table_schema: &SchemaRef,
+    wanted: &SchemaRef,
+) -> Result<()> {
     let mut problems = Vec::new();
     for f in wanted.fields() {
         match table_schema.field_with_name(f.name()) {
-            Err(_) => problems.push(format!("column '{}' ({}) is not in the table", f.name(), f.data_type())),
+            Err(_) => problems.push(format!(
+                "column '{}' ({}) is not in the table",
+                f.name(),
+                f.data_type()
+            )),
             Ok(t) if !types_match(t.data_type(), f.data_type()) => problems.push(format!(
                 "column '{}' is {} in the table but {} in the data",
                 f.name(),
@@ -117,7 +133,10 @@ pub fn check_compatible(location: &str, table_schema: &SchemaRef, wanted: &Schem
     }
     for t in table_schema.fields() {
         if wanted.field_with_name(t.name()).is_err() && !t.is_nullable() {
-            problems.push(format!("required table column '{}' is missing from the data", t.name()));
+            problems.push(format!(
+                "required table column '{}' is missing from the data",
+                t.name()
+            ));
         }
     }
     if problems.is_empty() {
@@ -136,9 +155,13 @@ fn types_match(a: &arrow::datatypes::DataType, b: &arrow::datatypes::DataType) -
     match (a, b) {
         (D::Struct(x), D::Struct(y)) => {
             x.len() == y.len()
-                && x.iter().zip(y.iter()).all(|(f, g)| f.name() == g.name() && types_match(f.data_type(), g.data_type()))
+                && x.iter()
+                    .zip(y.iter())
+                    .all(|(f, g)| f.name() == g.name() && types_match(f.data_type(), g.data_type()))
         }
-        (D::List(x), D::List(y)) | (D::LargeList(x), D::LargeList(y)) => types_match(x.data_type(), y.data_type()),
+        (D::List(x), D::List(y)) | (D::LargeList(x), D::LargeList(y)) => {
+            types_match(x.data_type(), y.data_type())
+        }
         // Delta stores all timestamps as microseconds.
         (D::Timestamp(_, tz1), D::Timestamp(_, tz2)) => tz1.is_some() == tz2.is_some(),
         _ => a == b,
@@ -146,7 +169,11 @@ fn types_match(a: &arrow::datatypes::DataType, b: &arrow::datatypes::DataType) -
 }
 
 /// Create the table with `schema`.
-pub fn create(location: &Location, schema: &SchemaRef, partition_by: &[String]) -> Result<DeltaTable> {
+pub fn create(
+    location: &Location,
+    schema: &SchemaRef,
+    partition_by: &[String],
+) -> Result<DeltaTable> {
     for p in partition_by {
         if schema.field_with_name(p).is_err() {
             return Err(Error::InvalidArgument(format!(
@@ -170,7 +197,19 @@ pub fn create(location: &Location, schema: &SchemaRef, partition_by: &[String]) 
             .with_partition_columns(partition_by.iter().cloned())
             .with_save_mode(SaveMode::Ignore)
             .await
-            .map_err(|e| delta_err(&format!("cannot create the Delta table at '{}'", location.uri), e))
+            .map_err(|e| {
+                delta_err(
+                    &format!("cannot create the Delta table at '{}'", location.uri),
+                    e,
+                )
+            })
+    })
+    .or_else(|e| {
+        // Another worker may have created it at the same moment.
+        match open(location) {
+            Ok(Some(t)) => Ok(t),
+            _ => Err(e),
+        }
     })
 }
 
@@ -196,7 +235,12 @@ impl DeltaSink {
     /// A sink over an open table.
     pub fn new(table: DeltaTable, opts: DeltaOptions) -> Result<Self> {
         let schema = arrow_schema(&table)?;
-        Ok(DeltaSink { table, opts, schema, commits: 0 })
+        Ok(DeltaSink {
+            table,
+            opts,
+            schema,
+            commits: 0,
+        })
     }
 
     /// The table's Arrow schema.
@@ -210,11 +254,21 @@ impl DeltaSink {
     }
 
     /// Stored txn versions of `topic`'s partitions, after catching up with the log.
-    pub fn stored_versions(&mut self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, i64>> {
+    pub fn stored_versions(
+        &mut self,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<BTreeMap<i32, i64>> {
         let app = self.opts.app_name.clone();
         block_on(async {
-            self.table.update_incremental(None).await.map_err(|e| delta_err("reload", e))?;
-            let snapshot = self.table.snapshot().map_err(|e| delta_err("snapshot", e))?;
+            self.table
+                .update_incremental(None)
+                .await
+                .map_err(|e| delta_err("reload", e))?;
+            let snapshot = self
+                .table
+                .snapshot()
+                .map_err(|e| delta_err("snapshot", e))?;
             let store = self.table.log_store();
             let mut out = BTreeMap::new();
             for p in partitions {
@@ -286,7 +340,9 @@ impl DeltaSink {
                 predicate: None,
             };
             let finalized = CommitBuilder::from(
-                CommitProperties::default().with_create_checkpoint(false).with_max_retries(10),
+                CommitProperties::default()
+                    .with_create_checkpoint(false)
+                    .with_max_retries(10),
             )
             .with_actions(actions)
             .build(Some(snapshot), self.table.log_store(), op)
@@ -297,24 +353,38 @@ impl DeltaSink {
             Ok((version, snapshot, files)) => {
                 self.table.state = Some(snapshot);
                 self.commits += 1;
-                if self.opts.checkpoint_interval > 0 && self.commits % self.opts.checkpoint_interval == 0 {
+                if self.opts.checkpoint_interval > 0
+                    && self.commits % self.opts.checkpoint_interval == 0
+                {
                     block_on(deltalake::checkpoints::create_checkpoint(&self.table, None))
                         .map_err(|e| delta_err("writing a checkpoint", e))?;
                 }
-                Ok(Some(WriteOutcome { rows, files, version: Some(version as i64) }))
+                Ok(Some(WriteOutcome {
+                    rows,
+                    files,
+                    version: Some(version as i64),
+                }))
             }
             Err(e) if is_conflict(&e) => Ok(None),
-            Err(e) => Err(delta_err(&format!("writing to the Delta table at '{}'", self.opts.location.uri), e)),
+            Err(e) => Err(delta_err(
+                &format!("writing to the Delta table at '{}'", self.opts.location.uri),
+                e,
+            )),
         }
     }
 }
 
 /// Drop from `chunks` what is already stored (offsets ≤ the stored version).
-pub fn skip_stored(chunks: Vec<PartitionChunk>, stored: &BTreeMap<i32, i64>) -> Vec<PartitionChunk> {
+pub fn skip_stored(
+    chunks: Vec<PartitionChunk>,
+    stored: &BTreeMap<i32, i64>,
+) -> Vec<PartitionChunk> {
     chunks
         .into_iter()
         .filter_map(|mut c| {
-            let Some(&done) = stored.get(&c.partition) else { return Some(c) };
+            let Some(&done) = stored.get(&c.partition) else {
+                return Some(c);
+            };
             if c.last_offset <= done {
                 return None;
             }
@@ -334,7 +404,9 @@ pub fn skip_stored(chunks: Vec<PartitionChunk>, stored: &BTreeMap<i32, i64>) -> 
 fn filter_offsets(batch: &RecordBatch, done: i64) -> Option<RecordBatch> {
     let col = batch.column_by_name(OFFSET_COLUMN)?;
     let offsets = col.as_any().downcast_ref::<arrow::array::Int64Array>()?;
-    let keep = arrow::compute::kernels::cmp::gt(offsets, &arrow::array::Int64Array::new_scalar(done)).ok()?;
+    let keep =
+        arrow::compute::kernels::cmp::gt(offsets, &arrow::array::Int64Array::new_scalar(done))
+            .ok()?;
     arrow::compute::filter_record_batch(batch, &keep).ok()
 }
 

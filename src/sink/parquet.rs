@@ -56,15 +56,21 @@ impl ParquetSink {
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
-        Ok(ParquetSink { location, store, props })
+        Ok(ParquetSink {
+            location,
+            store,
+            props,
+        })
     }
 
     fn encode(&self, batch: &RecordBatch) -> Result<Vec<u8>> {
         let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 2 + 1024);
         let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(self.props.clone()))
             .map_err(|e| Error::Storage(format!("encoding Parquet: {e}")))?;
-        w.write(batch).map_err(|e| Error::Storage(format!("encoding Parquet: {e}")))?;
-        w.close().map_err(|e| Error::Storage(format!("encoding Parquet: {e}")))?;
+        w.write(batch)
+            .map_err(|e| Error::Storage(format!("encoding Parquet: {e}")))?;
+        w.close()
+            .map_err(|e| Error::Storage(format!("encoding Parquet: {e}")))?;
         Ok(buf)
     }
 }
@@ -115,8 +121,12 @@ impl Sink for ParquetSink {
             // Written even when empty (all dead letters): the file records the progress.
             let bytes = self.encode(&batch)?;
             let path = file_path(topic, c.partition, c.first_offset, c.last_offset);
-            block_on(self.store.put(&path, PutPayload::from(bytes)))
-                .map_err(|e| Error::Storage(format!("writing '{path}' under '{}': {e}", self.location.uri)))?;
+            block_on(self.store.put(&path, PutPayload::from(bytes))).map_err(|e| {
+                Error::Storage(format!(
+                    "writing '{path}' under '{}': {e}",
+                    self.location.uri
+                ))
+            })?;
             outcome.rows += batch.num_rows() as u64;
             outcome.files += 1;
         }

@@ -23,7 +23,10 @@ impl std::fmt::Debug for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut keys: Vec<&String> = self.options.keys().collect();
         keys.sort();
-        f.debug_struct("Location").field("uri", &self.uri).field("option_keys", &keys).finish()
+        f.debug_struct("Location")
+            .field("uri", &self.uri)
+            .field("option_keys", &keys)
+            .finish()
     }
 }
 
@@ -32,7 +35,10 @@ impl Location {
     /// (directories are created).
     pub fn url(&self) -> Result<Url> {
         deltalake::ensure_table_uri(&self.uri).map_err(|e| {
-            Error::InvalidArgument(format!("'{}' is not a usable table location: {e}", self.uri))
+            Error::InvalidArgument(format!(
+                "'{}' is not a usable table location: {e}",
+                self.uri
+            ))
         })
     }
 

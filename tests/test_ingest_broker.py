@@ -1,0 +1,197 @@
+"""Ingest on the real broker: Delta and Parquet, exactly once under kill -9,
+two workers in one group, dead letters, read back by deltalake and pyarrow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable, QueryBuilder
+
+import kafkalake
+from conftest import create_topic
+from kafkalake.exceptions import TableError, TopicNotFoundError
+
+pytestmark = pytest.mark.broker
+
+
+def query(table: str | Path, sql: str) -> pa.Table:
+    """Read with the deltalake package's own engine."""
+    return pa.table(QueryBuilder().register("t", DeltaTable(str(table))).execute(sql))
+
+
+def offsets_in_delta(table: Path) -> list[tuple[int, int]]:
+    t = query(table, "SELECT _partition, _offset FROM t")
+    return list(zip(t.column(0).to_pylist(), t.column(1).to_pylist(), strict=True))
+
+
+def offsets_in_parquet(directory: Path) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for f in directory.rglob("*.parquet"):
+        t = pq.read_table(f)
+        out += zip(t.column("_partition").to_pylist(), t.column("_offset").to_pylist(), strict=True)
+    return out
+
+
+def produce_n(broker: str, topic: str, n: int, partitions: int = 4, **kw: object) -> dict[int, int]:
+    create_topic(broker, topic, partitions)
+    kafkalake.produce(
+        "iot", topic, bootstrap_servers=broker, count=n, duplicate_ratio=0.0, progress=False, **kw
+    )  # type: ignore[arg-type]
+    # How many landed in each partition, read independently with confluent-kafka.
+    from conftest import read_n
+
+    return dict(Counter(p for p, _ in read_n(broker, topic, n)))
+
+
+def expected_offsets(per_partition: dict[int, int]) -> list[tuple[int, int]]:
+    return sorted((p, o) for p, n in per_partition.items() for o in range(n))
+
+
+def test_delta_ingest_reads_back_with_deltalake_and_pyarrow(
+    broker: str, topic: str, tmp_path: Path
+) -> None:
+    per_part = produce_n(broker, topic, 6000, seed=3, start_time=None)
+    table = tmp_path / "iot"
+    report = kafkalake.ingest(
+        topic,
+        table,
+        bootstrap_servers=broker,
+        metadata_columns=True,
+        max_rows=1000,
+        date_column=("createdAt", "date"),
+        partition_by=["date"],
+        progress=False,
+    )
+    assert report.messages == 6000 and report.rows == 6000 and report.dead_letters == 0
+    assert report.commits >= 6
+    assert sorted(offsets_in_delta(table)) == expected_offsets(per_part)
+    dt = DeltaTable(str(table))
+    assert dt.metadata().partition_columns == ["date"]
+    schema = pa.schema(dt.schema())
+    assert pa.types.is_struct(schema.field("complexData").type)
+    assert schema.field("complexData").type.num_fields == 23
+    assert pa.types.is_timestamp(schema.field("createdAt").type)
+    # Values spot-checked against what was produced, via the pyarrow reader.
+    files = [pq.read_table(f) for f in table.rglob("*.parquet")]
+    rows = pa.concat_tables([f.select(["deviceId", "deviceSequenceNumber", "type"]) for f in files])
+    assert rows.num_rows == 6000
+    seq = Counter(rows.column("deviceId").to_pylist())
+    assert sum(seq.values()) == 6000
+    assert set(rows.column("type").to_pylist()) <= {"CO2", "TEMP", "HUMIDITY", "PRESSURE"}
+    # A second run finds nothing new: exactly once across runs.
+    again = kafkalake.ingest(topic, table, bootstrap_servers=broker, progress=False)
+    assert again.rows == 0
+    assert len(offsets_in_delta(table)) == 6000
+
+
+def test_dead_letters(broker: str, topic: str, tmp_path: Path) -> None:
+    create_topic(broker, topic, 2)
+    kafkalake.produce(
+        "search", topic, bootstrap_servers=broker, count=3000, malformed_ratio=0.05, progress=False
+    )
+    table = tmp_path / "search"
+    report = kafkalake.ingest(
+        topic, table, bootstrap_servers=broker, progress=False, metadata_columns=True
+    )
+    dead = query(str(table) + "_dead_letters", "SELECT * FROM t")
+    assert report.dead_letters == dead.num_rows > 50
+    assert report.rows + report.dead_letters == 3000
+    assert all(e for e in dead.column("error").to_pylist())
+    for raw in dead.column("value").to_pylist()[:20]:
+        try:
+            ok = isinstance(json.loads(raw), dict) and isinstance(json.loads(raw)["lat"], float)
+        except (ValueError, KeyError):
+            ok = False
+        assert not ok, raw
+    got = offsets_in_delta(table) + list(
+        zip(dead.column("partition").to_pylist(), dead.column("offset").to_pylist(), strict=True)
+    )
+    assert len(set(got)) == 3000
+
+
+def test_schema_conflict_and_not_a_table(broker: str, topic: str, tmp_path: Path) -> None:
+    produce_n(broker, topic, 100)
+    table = tmp_path / "t"
+    kafkalake.ingest(topic, table, bootstrap_servers=broker, progress=False)
+    with pytest.raises(TableError, match="conflicts"):
+        kafkalake.ingest(
+            topic,
+            table,
+            bootstrap_servers=broker,
+            progress=False,
+            name="other",
+            schema=pa.schema([("value", pa.string())]),
+        )
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("not a table")
+    with pytest.raises(TableError, match="not a Delta table"):
+        kafkalake.ingest(topic, junk, bootstrap_servers=broker, progress=False)
+    with pytest.raises(TopicNotFoundError):
+        kafkalake.ingest("no-such-topic", tmp_path / "x", bootstrap_servers=broker, progress=False)
+
+
+def test_batch_consumer_async_then_sync(broker: str, topic: str) -> None:
+    produce_n(broker, topic, 3000, partitions=2)
+    group = f"bc-{topic}"
+    import asyncio
+
+    async def read_all() -> int:
+        n = 0
+        consumer = kafkalake.BatchConsumer(
+            topic,
+            bootstrap_servers=broker,
+            group_id=group,
+            max_rows=500,
+            stop_when_idle=2.0,
+            metadata_columns=True,
+        )
+        async for batch in consumer:
+            t = pa.table(batch.data)
+            assert t.num_rows == len(batch) <= 500
+            assert set(t.column("_topic").to_pylist()) == {topic}
+            n += t.num_rows
+            batch.commit()
+        consumer.close()
+        return n
+
+    assert asyncio.run(read_all()) == 3000
+    # Everything was committed: the group has nothing left to deliver.
+    with kafkalake.BatchConsumer(
+        topic, bootstrap_servers=broker, group_id=group, stop_when_idle=2.0
+    ) as again:
+        assert sum(len(b) for b in again) == 0
+
+
+def test_cli_ingest(broker: str, topic: str, tmp_path: Path) -> None:
+    produce_n(broker, topic, 2000)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kafkalake.cli",
+            "ingest",
+            topic,
+            "--table",
+            str(tmp_path / "cli"),
+            "--bootstrap-servers",
+            broker,
+            "--format",
+            "parquet",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["rows"] == 2000
+    assert sum(pq.read_table(f).num_rows for f in (tmp_path / "cli").rglob("*.parquet")) == 2000
