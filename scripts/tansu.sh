@@ -4,8 +4,10 @@
 #   scripts/tansu.sh start RUN_DIR [STORAGE]   prints host:port once it accepts connections
 #   scripts/tansu.sh stop RUN_DIR
 #
-# STORAGE defaults to memory://tansu/ (fast; gone at stop); pass sqlite://FILE
-# for a broker whose data survives a restart. The binary comes from
+# STORAGE defaults to memory://tansu/ (fast; gone at stop); "sqlite" keeps
+# records in RUN_DIR/tansu.db, one row per record: slower, but it survives a
+# restart and serves a fetch that starts inside a record batch (the memory
+# engine only returns batches that start at or after the fetch offset). The binary comes from
 # scripts/install-tansu.sh (built once from crates.io, then cached).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -16,11 +18,13 @@ mkdir -p "$run"
 case "$cmd" in
   start)
     storage="${3:-memory://tansu/}"
+    [ "$storage" = "sqlite" ] && storage="sqlite://tansu.db"
     bin="${KAFKALAKE_TANSU:-$("$here/install-tansu.sh")}"
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     url="tcp://127.0.0.1:$port"
-    "$bin" broker --listener-url "$url" --advertised-listener-url "$url" \
-      --storage-engine "$storage" >"$run/tansu.log" 2>&1 &
+    # sqlite:// paths are relative to the working directory: the run directory.
+    (cd "$run" && exec "$bin" broker --listener-url "$url" --advertised-listener-url "$url" \
+      --storage-engine "$storage" >"$run/tansu.log" 2>&1) &
     echo $! >"$run/tansu.pid"
     echo "127.0.0.1:$port" >"$run/bootstrap"
     # Ready when the port accepts connections (tansu answers within milliseconds).

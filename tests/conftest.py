@@ -18,11 +18,18 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """bootstrap servers of a tansu broker started for this test session.
 
     The binary is built once by scripts/install-tansu.sh (scripts/test.sh
-    does that first); a missing broker is an error, never a skip.
+    does that first); a missing broker is an error, never a skip. Its sqlite
+    engine keeps one row per record, so a fetch may start anywhere, as on
+    Kafka (a resumed ingest starts inside a record batch; tansu's memory
+    engine would only return whole batches starting at or after the offset).
     """
     run = tmp_path_factory.mktemp("tansu")
     out = subprocess.run(
-        [str(TANSU), "start", str(run)], check=True, capture_output=True, text=True, timeout=1200
+        [str(TANSU), "start", str(run), "sqlite"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     servers = out.stdout.strip().splitlines()[-1]
     try:
