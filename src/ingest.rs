@@ -554,6 +554,9 @@ impl Ingest {
 
 /// The offset of each decoded row: the messages that did not become dead letters, in order.
 fn offsets_of(rows: &RecordBatch, msgs: &[RawMessage], dead: &[DeadLetter]) -> Vec<i64> {
+    if dead.is_empty() {
+        return msgs.iter().map(|m| m.offset).collect();
+    }
     let dead: std::collections::HashSet<i64> = dead.iter().map(|d| d.message.offset).collect();
     let v: Vec<i64> = msgs
         .iter()

@@ -322,3 +322,47 @@ def test_cli_ingest(broker: str, topic: str, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["rows"] == 2000
     assert sum(pq.read_table(f).num_rows for f in (tmp_path / "cli").rglob("*.parquet")) == 2000
+
+
+def test_start_at_a_time_flatten_and_parquet_names(broker: str, topic: str, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    create_topic(broker, topic, 1)
+    kafkalake.produce("iot", topic, bootstrap_servers=broker, count=500, progress=False)
+    middle = datetime.now(UTC)
+    kafkalake.produce("iot", topic, bootstrap_servers=broker, count=300, progress=False)
+    with kafkalake.BatchConsumer(
+        topic,
+        bootstrap_servers=broker,
+        group_id=f"t-{topic}",
+        start=middle - timedelta(0),
+        stop_when_idle=2.0,
+        metadata_columns=True,
+    ) as consumer:
+        offsets = [o for b in consumer for o in pa.table(b.data).column("_offset").to_pylist()]
+    assert offsets == list(range(500, 800))
+
+    out = tmp_path / "flat"
+    report = kafkalake.ingest(
+        topic, out, bootstrap_servers=broker, format="parquet", flatten=True, progress=False
+    )
+    assert report.rows == 800
+    files = sorted(out.rglob("*.parquet"))
+    assert all(f.name.startswith(f"{topic}-0-") for f in files)
+    names = pq.read_table(files[0]).column_names
+    assert "complexData.moreData0" in names and "complexData" not in names
+
+
+def test_unusable_location_fails_before_consuming(broker: str, topic: str, tmp_path: Path) -> None:
+    from kafkalake.exceptions import KafkalakeError
+
+    produce_n(broker, topic, 10)
+    in_the_way = tmp_path / "table"
+    in_the_way.write_text("a file where the table directory should be")
+    with pytest.raises(KafkalakeError, match="table"):
+        kafkalake.ingest(topic, in_the_way, bootstrap_servers=broker, progress=False)
+    with pytest.raises(KafkalakeError):
+        kafkalake.ingest(
+            topic, in_the_way, bootstrap_servers=broker, format="parquet", progress=False
+        )
+    assert in_the_way.read_text().startswith("a file")

@@ -279,11 +279,20 @@ impl JsonDecoder {
     }
 }
 
+/// Messages parsed to infer a schema.
+const INFERENCE_SAMPLE: usize = 2000;
+
 /// Infer a schema from sample JSON values: nested objects become structs,
 /// strings that are all RFC 3339 timestamps become `timestamp[us, UTC]`.
 /// Fields are nullable, in the order they first appear.
 pub fn infer_schema<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<Option<SchemaRef>> {
+    // A sample spread over the whole batch is enough, and parsing every
+    // message into a JSON tree would cost more than decoding the batch.
+    let values: Vec<&[u8]> = values.collect();
+    let stride = values.len().div_ceil(INFERENCE_SAMPLE).max(1);
     let parsed: Vec<serde_json::Value> = values
+        .into_iter()
+        .step_by(stride)
         .filter_map(|v| serde_json::from_slice::<serde_json::Value>(v).ok())
         .filter(|v| v.is_object())
         .collect();

@@ -10,6 +10,7 @@
 //! or re-reading data.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -133,6 +134,8 @@ struct Context {
     start: StartFrom,
     timeout: Duration,
     state: Arc<Mutex<Assignment>>,
+    /// Mirrors `Assignment::generation`, readable without the lock.
+    generation: Arc<AtomicU64>,
     /// Explicit starts apply once; later assignments resume from the group.
     started: Mutex<HashSet<(String, i32)>>,
 }
@@ -252,6 +255,7 @@ impl ConsumerContext for Context {
                     }
                     s.generation += 1;
                     s.assigned_once = true;
+                    self.generation.store(s.generation, Ordering::Release);
                 }
                 // SAFETY: the client and list are valid for the whole callback.
                 unsafe {
@@ -268,6 +272,7 @@ impl ConsumerContext for Context {
                         s.current.remove(&(e.topic().to_string(), e.partition()));
                     }
                     s.generation += 1;
+                    self.generation.store(s.generation, Ordering::Release);
                 }
                 // SAFETY: as above.
                 unsafe {
@@ -287,8 +292,11 @@ pub struct BatchingConsumer {
     consumer: BaseConsumer<Context>,
     opts: ConsumerOptions,
     state: Arc<Mutex<Assignment>>,
+    shared_generation: Arc<AtomicU64>,
     generation: u64,
     buffers: BTreeMap<(String, i32), PartitionBuffer>,
+    /// Key of the last message's partition (consecutive messages mostly share it).
+    last_key: Option<(String, i32)>,
     rows: usize,
     bytes: usize,
     oldest: Option<Instant>,
@@ -320,7 +328,9 @@ impl BatchingConsumer {
             ));
         }
         let state = Arc::new(Mutex::new(Assignment::default()));
+        let shared_generation = Arc::new(AtomicU64::new(0));
         let context = Context {
+            generation: shared_generation.clone(),
             lookup,
             start: opts.start.clone(),
             timeout: opts.kafka.connect_timeout,
@@ -360,8 +370,10 @@ impl BatchingConsumer {
             consumer,
             opts,
             state,
+            shared_generation,
             generation: 0,
             buffers: BTreeMap::new(),
+            last_key: None,
             rows: 0,
             bytes: 0,
             oldest: None,
@@ -435,15 +447,22 @@ impl BatchingConsumer {
                     self.start_hwm.insert(k.clone(), h);
                 }
             }
-            match (self.start_hwm.get(k), self.next.get(k)) {
-                (Some(&h), Some(&n)) => n >= h,
+            let next = self
+                .buffers
+                .get(k)
+                .and_then(|b| b.messages.last())
+                .map(|m| m.offset + 1)
+                .or_else(|| self.next.get(k).copied());
+            match (self.start_hwm.get(k), next) {
+                (Some(&h), Some(n)) => n >= h,
                 _ => false,
             }
         })
     }
 
-    /// The next batch: blocks up to `wait` for it to fill, then returns what
-    /// there is (possibly nothing). `force` closes the batch regardless.
+    /// The next batch, once it is closed by rows, bytes or latency: blocks up
+    /// to `wait` for that, and returns an empty batch (buffers kept) if it
+    /// has not happened by then. `force` closes the batch regardless.
     pub fn poll_batch(&mut self, wait: Duration, force: bool) -> Result<ConsumedBatch> {
         let deadline = Instant::now() + wait;
         while !force && !self.is_full() {
@@ -455,32 +474,36 @@ impl BatchingConsumer {
             match self.consumer.poll(step) {
                 None => {}
                 Some(Ok(m)) => {
-                    let key = (m.topic().to_string(), m.partition());
+                    let partition = m.partition();
+                    let same =
+                        matches!(&self.last_key, Some((t, p)) if *p == partition && t == m.topic());
+                    if !same {
+                        self.last_key = Some((m.topic().to_string(), partition));
+                    }
                     let raw = RawMessage {
-                        partition: m.partition(),
+                        partition,
                         offset: m.offset(),
                         timestamp_ms: m.timestamp().to_millis(),
                         key: m.key().map(<[u8]>::to_vec),
                         value: m.payload().map(<[u8]>::to_vec),
                     };
                     drop(m);
-                    self.sync_assignment()?;
-                    if !self
-                        .state
-                        .lock()
-                        .map(|s| s.current.contains(&key))
-                        .unwrap_or(false)
-                    {
-                        continue;
+                    if self.shared_generation.load(Ordering::Acquire) != self.generation {
+                        self.sync_assignment()?;
                     }
                     let len = raw.value.as_ref().map_or(0, Vec::len);
-                    self.next.insert(key.clone(), raw.offset + 1);
-                    let buf = self.buffers.entry(key).or_default();
+                    let key = self.last_key.as_ref().expect("set above");
+                    let buf = match self.buffers.get_mut(key) {
+                        Some(b) => b,
+                        None => self.buffers.entry(key.clone()).or_default(),
+                    };
                     buf.messages.push(raw);
                     buf.bytes += len;
                     self.rows += 1;
                     self.bytes += len;
-                    self.oldest.get_or_insert_with(Instant::now);
+                    if self.oldest.is_none() {
+                        self.oldest = Some(Instant::now());
+                    }
                 }
                 // At the end of a partition: remember where that is.
                 Some(Err(KafkaError::PartitionEOF(p))) if self.opts.topics.len() == 1 => {
@@ -504,7 +527,15 @@ impl BatchingConsumer {
         }
         self.sync_assignment()?;
         let mut batch = ConsumedBatch::default();
+        if !force && !self.is_full() {
+            return Ok(batch);
+        }
         std::mem::swap(&mut batch.partitions, &mut self.buffers);
+        for (k, b) in &batch.partitions {
+            if let Some(last) = b.messages.last() {
+                self.next.insert(k.clone(), last.offset + 1);
+            }
+        }
         self.rows = 0;
         self.bytes = 0;
         self.oldest = None;

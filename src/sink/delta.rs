@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use arrow::array::{ArrayRef, RecordBatch};
-use arrow::compute::{cast, concat_batches};
+use arrow::compute::cast;
 use arrow::datatypes::SchemaRef;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{
@@ -24,6 +24,7 @@ use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::StreamExt;
+use parquet::basic::Compression;
 
 use super::storage::Location;
 use super::{PartitionChunk, Sink, WriteOutcome};
@@ -322,12 +323,15 @@ impl DeltaSink {
         let result = block_on(async {
             let mut actions: Vec<Action> = Vec::new();
             if !batches.is_empty() {
-                let mut writer = RecordBatchWriter::for_table(&self.table)?;
+                let mut writer = RecordBatchWriter::for_table(&self.table)?.with_writer_properties(
+                    super::writer_properties(&self.schema, Compression::SNAPPY),
+                );
                 if let Some(t) = target {
                     writer = writer.with_target_file_size(t);
                 }
-                let all = concat_batches(&self.schema, &batches).map_err(DeltaTableError::from)?;
-                writer.write(all).await?;
+                for b in batches {
+                    writer.write(b).await?;
+                }
                 actions.extend(writer.flush().await?.into_iter().map(Action::Add));
             }
             let files = actions.len() as u64;

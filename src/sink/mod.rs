@@ -9,7 +9,11 @@ pub mod storage;
 
 use std::collections::BTreeMap;
 
+use ::parquet::basic::Compression;
+use ::parquet::file::properties::WriterProperties;
+use ::parquet::schema::types::ColumnPath;
 use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema};
 
 use crate::decode::DeadLetter;
 use crate::error::Result;
@@ -53,4 +57,36 @@ pub trait Sink: Send {
 
     /// Where it writes, for messages.
     fn describe(&self) -> String;
+}
+
+/// Parquet writer settings for ingested rows: dictionary encoding only for
+/// string columns (hashing every value of a float column costs CPU and
+/// saves nothing on measurements that rarely repeat).
+pub fn writer_properties(schema: &Schema, compression: Compression) -> WriterProperties {
+    fn strings(prefix: &[String], field: &Field, out: &mut Vec<ColumnPath>) {
+        let mut path = prefix.to_vec();
+        path.push(field.name().clone());
+        match field.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                out.push(ColumnPath::new(path))
+            }
+            DataType::Struct(children) => {
+                for c in children {
+                    strings(&path, c, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut paths = Vec::new();
+    for f in schema.fields() {
+        strings(&[], f, &mut paths);
+    }
+    let mut b = WriterProperties::builder()
+        .set_compression(compression)
+        .set_dictionary_enabled(false);
+    for p in paths {
+        b = b.set_column_dictionary_enabled(p, true);
+    }
+    b.build()
 }

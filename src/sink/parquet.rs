@@ -18,7 +18,6 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 
 use super::delta::{skip_stored, OFFSET_COLUMN};
 use super::storage::Location;
@@ -30,7 +29,7 @@ use crate::runtime::block_on;
 pub struct ParquetSink {
     location: Location,
     store: Arc<dyn ObjectStore>,
-    props: WriterProperties,
+    compression: Compression,
 }
 
 /// The file holding `partition`'s offsets `first..=last`.
@@ -53,19 +52,17 @@ impl ParquetSink {
     /// Open (creating a local directory if needed).
     pub fn new(location: Location) -> Result<Self> {
         let store = location.store()?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .build();
         Ok(ParquetSink {
             location,
             store,
-            props,
+            compression: Compression::ZSTD(ZstdLevel::default()),
         })
     }
 
     fn encode(&self, batch: &RecordBatch) -> Result<Vec<u8>> {
         let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 2 + 1024);
-        let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(self.props.clone()))
+        let props = super::writer_properties(&batch.schema(), self.compression);
+        let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))
             .map_err(|e| Error::Storage(format!("encoding Parquet: {e}")))?;
         w.write(batch)
             .map_err(|e| Error::Storage(format!("encoding Parquet: {e}")))?;

@@ -1,0 +1,149 @@
+"""Ingest benchmark: kafkalake against the usual Python consumer, same broker, same run.
+
+    python bench/ingest_bench.py [--broker host:port] [--iot 500000] [--search 1000000]
+
+For each profile the topic is filled first, then each contender ingests it
+into a fresh Delta table until caught up, in its own process (so CPU time and
+peak memory are its own):
+
+- kafkalake.ingest(...)
+- baseline: confluent-kafka consumer + orjson + pyarrow + deltalake.write_deltalake,
+  batching the same way (100,000 rows or 5 s), fetch.wait.max.ms = 10.
+
+It prints events/s, CPU-seconds per million events, the ratios, p50/p99
+commit latency and peak RSS of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+KAFKALAKE = """
+import json, sys, time, kafkalake
+servers, topic, table = sys.argv[1:4]
+t0 = time.perf_counter()
+r = kafkalake.ingest(topic, table, bootstrap_servers=servers, max_rows=100_000, max_latency=5.0,
+                     progress=False)
+import resource
+u = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"messages": r.messages, "rows": r.rows, "seconds": time.perf_counter() - t0,
+                  "p50": r.commit_p50_seconds, "p99": r.commit_p99_seconds,
+                  "cpu": u.ru_utime + u.ru_stime, "rss_mb": u.ru_maxrss / 1024}))
+"""
+
+BASELINE = """
+import json, sys, time, statistics
+import orjson, pyarrow as pa
+from confluent_kafka import Consumer
+from deltalake import write_deltalake
+servers, topic, table, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+c = Consumer({"bootstrap.servers": servers, "group.id": "baseline-" + table,
+              "auto.offset.reset": "earliest", "enable.auto.commit": False,
+              "fetch.wait.max.ms": 10})
+c.subscribe([topic])
+t0 = time.perf_counter()
+rows, seen, latencies, opened = [], 0, [], time.monotonic()
+while seen < n:
+    for m in c.consume(10_000, timeout=0.5):
+        if m.error():
+            continue
+        rows.append(orjson.loads(m.value()))
+        seen += 1
+    if rows and (len(rows) >= 100_000 or time.monotonic() - opened >= 5 or seen >= n):
+        t = time.perf_counter()
+        write_deltalake(table, pa.Table.from_pylist(rows), mode="append")
+        c.commit(asynchronous=False)
+        latencies.append(time.perf_counter() - t)
+        rows, opened = [], time.monotonic()
+lat = sorted(latencies)
+import resource
+u = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"messages": seen, "rows": seen, "seconds": time.perf_counter() - t0,
+                  "p50": statistics.median(lat), "p99": lat[int(0.99 * (len(lat) - 1))],
+                  "cpu": u.ru_utime + u.ru_stime, "rss_mb": u.ru_maxrss / 1024}))
+"""
+
+
+def run(code: str, *args: str) -> dict[str, float]:
+    """Run a contender in its own process; it reports its own CPU time and peak
+    RSS (interpreter start-up and imports included)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
+    )
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    import kafkalake
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--broker", help="host:port (default: start tansu)")
+    ap.add_argument("--iot", type=int, default=500_000)
+    ap.add_argument("--search", type=int, default=1_000_000)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="kafkalake-ingest-bench-"))
+    broker = (
+        args.broker
+        or subprocess.run(
+            [str(ROOT / "scripts" / "tansu.sh"), "start", str(work / "tansu")],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    try:
+        print(f"kafkalake {kafkalake.__version__}, broker {broker}\n")
+        print(
+            f"{'profile':<8} {'contender':<10} {'events':>9} {'wall s':>7} {'events/s':>10} "
+            f"{'CPU s/M':>8} {'p50 ms':>7} {'p99 ms':>7} {'peak RSS MB':>11}"
+        )
+        for profile, n in (("iot", args.iot), ("search", args.search)):
+            topic = f"bench-{profile}-{uuid.uuid4().hex[:6]}"
+            kafkalake.produce(
+                profile,
+                topic,
+                bootstrap_servers=broker,
+                count=n,
+                partitions=4,  # type: ignore[arg-type]
+                duplicate_ratio=0.0,
+                progress=False,
+            )
+            results = {}
+            for name, code, extra in (
+                ("kafkalake", KAFKALAKE, []),
+                ("baseline", BASELINE, [str(n)]),
+            ):
+                table = str(work / f"{profile}-{name}")
+                r = run(code, broker, topic, table, *extra)
+                assert r["messages"] == n, r
+                results[name] = r
+                print(
+                    f"{profile:<8} {name:<10} {n:>9,} {r['seconds']:>7.1f} "
+                    f"{n / r['seconds']:>10,.0f} {r['cpu'] / n * 1e6:>8.1f} "
+                    f"{r['p50'] * 1000:>7.0f} {r['p99'] * 1000:>7.0f} {r['rss_mb']:>11,.0f}"
+                )
+            k, b = results["kafkalake"], results["baseline"]
+            print(
+                f"{profile:<8} ratios: {b['seconds'] / k['seconds']:.1f}x faster wall-clock, "
+                f"{b['cpu'] / k['cpu']:.1f}x less CPU per event\n"
+            )
+    finally:
+        if args.broker is None:
+            subprocess.run(
+                [str(ROOT / "scripts" / "tansu.sh"), "stop", str(work / "tansu")], check=False
+            )
+
+
+if __name__ == "__main__":
+    main()
