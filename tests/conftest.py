@@ -13,19 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 TANSU = ROOT / "scripts" / "tansu.sh"
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """bootstrap servers of a tansu broker started for this test session.
-
-    The binary is built once by scripts/install-tansu.sh (scripts/test.sh
-    does that first); a missing broker is an error, never a skip. Its sqlite
-    engine keeps one row per record, so a fetch may start anywhere, as on
-    Kafka (a resumed ingest starts inside a record batch; tansu's memory
-    engine would only return whole batches starting at or after the offset).
-    """
-    run = tmp_path_factory.mktemp("tansu")
+def _start_tansu(tmp_path_factory: pytest.TempPathFactory, storage: str) -> Iterator[str]:
+    run = tmp_path_factory.mktemp(f"tansu-{storage.split(':')[0]}")
     out = subprocess.run(
-        [str(TANSU), "start", str(run), "sqlite"],
+        [str(TANSU), "start", str(run), storage],
         check=True,
         capture_output=True,
         text=True,
@@ -36,6 +27,29 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield servers
     finally:
         subprocess.run([str(TANSU), "stop", str(run)], check=False, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """bootstrap servers of a tansu broker (memory engine) started for this session.
+
+    The binary is built once by scripts/install-tansu.sh (scripts/test.sh
+    does that first); a missing broker is an error, never a skip.
+    """
+    yield from _start_tansu(tmp_path_factory, "memory://tansu/")
+
+
+@pytest.fixture(scope="session")
+def durable_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A tansu broker on its sqlite engine, for the ingest tests.
+
+    The sqlite engine keeps one row per record, so a fetch may start at any
+    offset, as on Kafka; a resumed ingest starts inside a record batch, and
+    the memory engine only returns batches whose base offset is at or after
+    the fetch offset. (The sqlite engine, in turn, cannot serve
+    snappy-compressed batches back, so the producer tests use the memory one.)
+    """
+    yield from _start_tansu(tmp_path_factory, "sqlite")
 
 
 @pytest.fixture

@@ -25,6 +25,12 @@ from kafkalake.exceptions import TableError, TopicNotFoundError
 pytestmark = pytest.mark.broker
 
 
+@pytest.fixture
+def broker(durable_broker: str) -> str:
+    """Ingest resumes inside record batches: run on tansu's sqlite engine."""
+    return durable_broker
+
+
 def query(table: str | Path, sql: str) -> pa.Table:
     """Read with the deltalake package's own engine."""
     return pa.table(QueryBuilder().register("t", DeltaTable(str(table))).execute(sql))
@@ -145,15 +151,20 @@ def test_schema_conflict_and_not_a_table(broker: str, topic: str, tmp_path: Path
 INGEST_SCRIPT = """
 import sys, kafkalake
 servers, topic, table, fmt = sys.argv[1:5]
+config = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
+if len(sys.argv) > 5:
+    config["group.instance.id"] = sys.argv[5]
 kafkalake.ingest(topic, table, bootstrap_servers=servers, format=fmt, metadata_columns=True,
-                 max_rows=400, max_latency=0.2, until="forever", progress=False,
-                 config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+                 max_rows=400, max_latency=0.2, until="forever", progress=False, config=config)
 """
 
 
-def start_worker(broker: str, topic: str, table: Path, fmt: str) -> subprocess.Popen[bytes]:
+def start_worker(
+    broker: str, topic: str, table: Path, fmt: str, instance: str | None = None
+) -> subprocess.Popen[bytes]:
+    extra = [instance] if instance else []
     return subprocess.Popen(
-        [sys.executable, "-c", INGEST_SCRIPT, broker, topic, str(table), fmt],
+        [sys.executable, "-c", INGEST_SCRIPT, broker, topic, str(table), fmt, *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -196,40 +207,36 @@ def test_exactly_once_under_kill_9(broker: str, topic: str, tmp_path: Path, fmt:
 
 
 @pytest.mark.slow
-def test_two_workers_one_killed(broker: str, topic: str, tmp_path: Path) -> None:
-    """Two workers of one group append to one table; one is killed mid-run.
+def test_two_workers_one_stopped_mid_run(broker: str, topic: str, tmp_path: Path) -> None:
+    """Two workers of one group append concurrently to one table; one is
+    stopped mid-run (Ctrl-C: it writes what it has and leaves the group) and
+    the other takes over its partitions from the offsets stored in the table.
 
-    tansu 0.6 does not hand an expired member's partitions to the survivors
-    until the membership changes (seen with plain confluent-kafka consumers
-    too), so the killed worker is restarted, as a deployment would do.
+    Crash-safety is the kill -9 test above. A worker killed with -9 here would
+    wait forever: tansu 0.6 does not hand an expired member's partitions to
+    the survivors (seen with plain confluent-kafka consumers too).
     """
     per_part = produce_n(broker, topic, 20_000, partitions=4, seed=9)
     table = tmp_path / "shared"
     a = start_worker(broker, topic, table, "delta")
     b = start_worker(broker, topic, table, "delta")
-    replacement = None
     try:
         deadline = time.monotonic() + 240
         while len(written_offsets(table, "delta")) < 4000:
             assert time.monotonic() < deadline, "the workers made no progress"
             time.sleep(0.2)
-        os.kill(a.pid, signal.SIGKILL)
-        a.wait(timeout=30)
-        replacement = start_worker(broker, topic, table, "delta")
+        os.kill(a.pid, signal.SIGINT)
+        a.wait(timeout=60)
         while len(written_offsets(table, "delta")) < 20_000:
-            assert time.monotonic() < deadline, "the group did not finish"
+            assert time.monotonic() < deadline, "the survivor did not finish"
             time.sleep(0.2)
     finally:
-        for w in (a, b, replacement):
-            if w is not None:
-                w.kill()
-                w.wait(timeout=30)
+        for w in (a, b):
+            w.kill()
+            w.wait(timeout=30)
     written = written_offsets(table, "delta")
     assert len(written) == len(set(written)), "no repeats"
     assert sorted(written) == expected_offsets(per_part), "no gaps"
-    # Both original workers committed to the table.
-    versions = DeltaTable(str(table)).history()
-    assert len(versions) > 10
 
 
 def test_batch_consumer_resumes_from_commits(broker: str, topic: str) -> None:
