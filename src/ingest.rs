@@ -123,6 +123,18 @@ impl IngestMetrics {
         (at(0.5), at(0.99))
     }
 
+    /// The counters so far, as a report.
+    pub fn snapshot(&self) -> IngestReport {
+        IngestReport {
+            messages: self.messages.load(Ordering::Relaxed),
+            rows: self.rows.load(Ordering::Relaxed),
+            dead_letters: self.dead_letters.load(Ordering::Relaxed),
+            commits: self.commits.load(Ordering::Relaxed),
+            elapsed: self.elapsed(),
+            interrupted: self.cancel.load(Ordering::Relaxed),
+        }
+    }
+
     /// Lag per partition.
     pub fn lag(&self) -> Vec<(String, i32, i64, i64)> {
         self.lag.lock().map(|l| l.clone()).unwrap_or_default()
@@ -365,14 +377,7 @@ impl Ingest {
                 break;
             }
         }
-        Ok(IngestReport {
-            messages: m.messages.load(Ordering::Relaxed),
-            rows: m.rows.load(Ordering::Relaxed),
-            dead_letters: m.dead_letters.load(Ordering::Relaxed),
-            commits: m.commits.load(Ordering::Relaxed),
-            elapsed: started.elapsed().as_secs_f64(),
-            interrupted: m.cancel.load(Ordering::Relaxed),
-        })
+        Ok(m.snapshot())
     }
 
     fn decoder_for(

@@ -270,15 +270,7 @@ impl RawIngest {
     /// Counters so far.
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let m = &self.metrics;
-        let r = IngestReport {
-            messages: m.messages.load(Ordering::Relaxed),
-            rows: m.rows.load(Ordering::Relaxed),
-            dead_letters: m.dead_letters.load(Ordering::Relaxed),
-            commits: m.commits.load(Ordering::Relaxed),
-            elapsed: m.elapsed(),
-            interrupted: m.cancel.load(Ordering::Relaxed),
-        };
-        let d = report_dict(py, &r, m)?;
+        let d = report_dict(py, &m.snapshot(), m)?;
         let lag: Vec<(String, i32, i64)> = m
             .lag()
             .into_iter()
@@ -307,17 +299,10 @@ impl RawIngest {
         let m = &self.metrics;
         match outcome {
             Ok(r) => Ok((report_dict(py, &r, m)?, None)),
-            Err(e) => {
-                let r = IngestReport {
-                    messages: m.messages.load(Ordering::Relaxed),
-                    rows: m.rows.load(Ordering::Relaxed),
-                    dead_letters: m.dead_letters.load(Ordering::Relaxed),
-                    commits: m.commits.load(Ordering::Relaxed),
-                    elapsed: m.elapsed(),
-                    interrupted: false,
-                };
-                Ok((report_dict(py, &r, m)?, Some(to_exception(py, &e)?)))
-            }
+            Err(e) => Ok((
+                report_dict(py, &m.snapshot(), m)?,
+                Some(to_exception(py, &e)?),
+            )),
         }
     }
 }
