@@ -1,9 +1,7 @@
 //! What the producer sends: generated events, or the rows of an Arrow stream
 //! a user hands over.
 
-use std::collections::VecDeque;
-
-use arrow::array::{Array, AsArray, RecordBatch, RecordBatchReader};
+use arrow::array::{Array, AsArray, BinaryArray, RecordBatch, RecordBatchReader};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use arrow::json::writer::LineDelimitedWriter;
@@ -31,7 +29,7 @@ pub struct ArrowRows {
     reader: Box<dyn RecordBatchReader + Send>,
     key_column: Option<String>,
     value_column: Option<String>,
-    pending: VecDeque<(Option<Vec<u8>>, Vec<u8>)>,
+    current: Option<Loaded>,
 }
 
 impl ArrowRows {
@@ -81,21 +79,18 @@ impl ArrowRows {
             reader,
             key_column,
             value_column,
-            pending: VecDeque::new(),
+            current: None,
         })
     }
 
     fn load(&mut self, batch: RecordBatch) -> Result<()> {
         let n = batch.num_rows();
-        let keys: Vec<Option<Vec<u8>>> = match &self.key_column {
-            None => vec![None; n],
-            Some(c) => bytes_of(batch.column_by_name(c).expect("checked"), true)?,
+        let keys = match &self.key_column {
+            None => None,
+            Some(c) => Some(as_binary(batch.column_by_name(c).expect("checked"), true)?),
         };
-        let values: Vec<Vec<u8>> = match &self.value_column {
-            Some(c) => bytes_of(batch.column_by_name(c).expect("checked"), false)?
-                .into_iter()
-                .map(|v| v.unwrap_or_default())
-                .collect(),
+        let values = match &self.value_column {
+            Some(c) => Values::Column(as_binary(batch.column_by_name(c).expect("checked"), false)?),
             None => {
                 let mut buf = Vec::with_capacity(n * 256);
                 let mut w = LineDelimitedWriter::new(&mut buf);
@@ -103,54 +98,85 @@ impl ArrowRows {
                 w.finish()?;
                 drop(w);
                 // The writer escapes newlines inside strings, so each line is one row.
-                buf.split(|b| *b == b'\n')
-                    .take(n)
-                    .map(<[u8]>::to_vec)
-                    .collect()
+                let ends = buf
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| **b == b'\n')
+                    .map(|(i, _)| i)
+                    .collect();
+                Values::Lines { buf, ends }
             }
         };
-        self.pending.extend(keys.into_iter().zip(values));
+        self.current = Some(Loaded {
+            keys,
+            values,
+            row: 0,
+            rows: n,
+        });
         Ok(())
     }
 }
 
-fn bytes_of(col: &dyn Array, allow_cast: bool) -> Result<Vec<Option<Vec<u8>>>> {
+/// The rows of one batch, sent one by one without copying them first.
+struct Loaded {
+    keys: Option<BinaryArray>,
+    values: Values,
+    row: usize,
+    rows: usize,
+}
+
+enum Values {
+    /// A binary column holding each value as it is.
+    Column(BinaryArray),
+    /// Line-delimited JSON of the whole batch and the end of each line.
+    Lines { buf: Vec<u8>, ends: Vec<usize> },
+}
+
+/// A key or value column as binary: bytes as they are, anything else (for
+/// keys) as its text.
+fn as_binary(col: &dyn Array, allow_cast: bool) -> Result<BinaryArray> {
     let col = match col.data_type() {
-        DataType::Binary => cast(col, &DataType::Binary)?,
-        _ if allow_cast => cast(col, &DataType::Utf8)?,
-        _ => cast(col, &DataType::Binary)?,
-    };
-    Ok(match col.data_type() {
-        DataType::Binary => col
+        DataType::Binary => col.as_binary::<i32>().clone(),
+        _ if allow_cast => cast(&cast(col, &DataType::Utf8)?, &DataType::Binary)?
             .as_binary::<i32>()
-            .iter()
-            .map(|v| v.map(<[u8]>::to_vec))
-            .collect(),
-        _ => col
-            .as_string::<i32>()
-            .iter()
-            .map(|v| v.map(|s| s.as_bytes().to_vec()))
-            .collect(),
-    })
+            .clone(),
+        _ => cast(col, &DataType::Binary)?.as_binary::<i32>().clone(),
+    };
+    Ok(col)
 }
 
 impl MessageSource for ArrowRows {
     fn next_message(&mut self, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<Option<bool>> {
-        while self.pending.is_empty() {
+        loop {
+            if let Some(l) = &mut self.current {
+                if l.row < l.rows {
+                    let i = l.row;
+                    l.row += 1;
+                    match &l.values {
+                        Values::Column(a) => {
+                            if a.is_valid(i) {
+                                value.extend_from_slice(a.value(i));
+                            }
+                        }
+                        Values::Lines { buf, ends } => {
+                            let start = if i == 0 { 0 } else { ends[i - 1] + 1 };
+                            value.extend_from_slice(&buf[start..ends[i]]);
+                        }
+                    }
+                    return Ok(Some(match &l.keys {
+                        Some(k) if k.is_valid(i) => {
+                            key.extend_from_slice(k.value(i));
+                            true
+                        }
+                        _ => false,
+                    }));
+                }
+            }
             match self.reader.next() {
                 None => return Ok(None),
                 Some(batch) => self.load(batch?)?,
             }
         }
-        let (k, v) = self.pending.pop_front().expect("non-empty");
-        value.extend_from_slice(&v);
-        Ok(Some(match k {
-            Some(k) => {
-                key.extend_from_slice(&k);
-                true
-            }
-            None => false,
-        }))
     }
 }
 
