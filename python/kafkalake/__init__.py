@@ -14,6 +14,7 @@ Quick start::
 from kafkalake import exceptions
 from kafkalake._kafkalake import __version__
 from kafkalake.embedded import EmbeddedKafka
+from kafkalake.eventhubs import EventHubs
 from kafkalake.generate import PROFILES, Profile, generate, profile_schema, sample
 from kafkalake.ingest import BatchConsumer, ConsumedBatch, IngestReport, ingest
 from kafkalake.producer import Compression, ProduceReport, produce, produce_arrow
@@ -24,6 +25,7 @@ __all__ = [
     "Compression",
     "ConsumedBatch",
     "EmbeddedKafka",
+    "EventHubs",
     "IngestReport",
     "ProduceReport",
     "Profile",

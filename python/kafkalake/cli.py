@@ -11,6 +11,8 @@ from typing import get_args
 
 from kafkalake import __version__
 from kafkalake.embedded import EmbeddedKafka
+from kafkalake.eventhubs import ENV_VAR as EVENTHUBS_ENV
+from kafkalake.eventhubs import EventHubs
 from kafkalake.exceptions import (
     InvalidArgumentError,
     KafkalakeError,
@@ -30,6 +32,43 @@ def _config_pairs(pairs: Sequence[str]) -> dict[str, str]:
             raise InvalidArgumentError(f"-X takes key=value (a librdkafka setting), got {pair!r}")
         out[key] = value
     return out
+
+
+def _kafka_target(
+    args: argparse.Namespace, topic: str | None
+) -> tuple[str | None, dict[str, str], str | None]:
+    """Brokers, librdkafka settings and topic from --bootstrap-servers / -X, or from
+    an Event Hubs connection string (--eventhubs-connection-string, or the
+    environment variable with --eventhubs)."""
+    config = _config_pairs(args.config)
+    cs = args.eventhubs_connection_string
+    if cs is None and args.eventhubs:
+        cs = os.environ.get(EVENTHUBS_ENV)
+        if not cs:
+            raise InvalidArgumentError(f"--eventhubs needs ${EVENTHUBS_ENV} set")
+    if cs is None:
+        return args.bootstrap_servers or os.environ.get(BOOTSTRAP_ENV), config, topic
+    if args.bootstrap_servers:
+        raise InvalidArgumentError(
+            "give either --bootstrap-servers or an Event Hubs connection string, not both"
+        )
+    eh = EventHubs.from_connection_string(cs, eventhub=topic)
+    return eh.bootstrap_servers, {**eh.config, **config}, eh.require_topic()
+
+
+def _add_eventhubs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--eventhubs",
+        action="store_true",
+        help=f"connect to Azure Event Hubs with the connection string in ${EVENTHUBS_ENV}",
+    )
+    p.add_argument(
+        "--eventhubs-connection-string",
+        metavar="CS",
+        help="connect to Azure Event Hubs (port 9093, SASL_SSL) with this connection "
+        f"string; prefer ${EVENTHUBS_ENV} with --eventhubs (command lines are visible to "
+        "other users)",
+    )
 
 
 def _profile_list(text: str) -> list[Profile]:
@@ -137,7 +176,9 @@ def _demo_ingest(kafka: EmbeddedKafka, args: argparse.Namespace) -> None:
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
-    servers = args.bootstrap_servers or os.environ.get(BOOTSTRAP_ENV)
+    servers, config, topic = _kafka_target(args, args.topic)
+    if topic is None:
+        raise InvalidArgumentError("--topic is required (or an Event Hubs EntityPath)")
     embedded = None
     if args.embedded:
         embedded = EmbeddedKafka(partitions=args.partitions or 4)
@@ -150,12 +191,12 @@ def cmd_produce(args: argparse.Namespace) -> int:
     try:
         report = produce(
             args.profile,
-            args.topic,
+            topic,
             bootstrap_servers=servers,
             count=args.count,
             duration=args.duration,
             rate=args.rate,
-            config=_config_pairs(args.config),
+            config=config,
             idempotent=not args.no_idempotence,
             compression=args.compression,
             create_topic=not args.no_create_topic,
@@ -184,11 +225,17 @@ def cmd_produce(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from kafkalake.ingest import ingest
 
-    servers = args.bootstrap_servers or os.environ.get(BOOTSTRAP_ENV)
+    if len(args.topics) > 1 and (args.eventhubs or args.eventhubs_connection_string):
+        raise InvalidArgumentError("with Event Hubs, ingest one event hub per run")
+    servers, config, topic = _kafka_target(args, args.topics[0] if args.topics else None)
     if not servers:
         raise InvalidArgumentError(
-            f"no brokers given: pass --bootstrap-servers host:port or set {BOOTSTRAP_ENV}"
+            f"no brokers given: pass --bootstrap-servers host:port, set {BOOTSTRAP_ENV}, "
+            f"or use --eventhubs with ${EVENTHUBS_ENV}"
         )
+    topics = args.topics or ([topic] if topic else [])
+    if not topics:
+        raise InvalidArgumentError("name the topics to ingest (or an Event Hubs EntityPath)")
     until: str | float = args.until
     if until not in ("caught_up", "forever"):
         try:
@@ -201,7 +248,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.date_from:
         date_column = (args.date_from, "date")
     report = ingest(
-        args.topics,
+        topics,
         args.table,
         bootstrap_servers=servers,
         format=args.format,
@@ -213,7 +260,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         metadata_columns=args.metadata_columns,
         max_rows=args.max_rows,
         max_latency=args.max_latency,
-        config=_config_pairs(args.config),
+        config=config,
         storage_options=_config_pairs(args.storage_option),
         dead_letter_table=args.dead_letter_table,
     )
@@ -269,8 +316,9 @@ def parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("produce", help="produce a profile's events to a topic")
     pr.add_argument("profile", choices=PROFILES)
-    pr.add_argument("--topic", required=True)
+    pr.add_argument("--topic", help="the topic (default with Event Hubs: its EntityPath)")
     pr.add_argument("--bootstrap-servers", help=f"host:port[,…] (or ${BOOTSTRAP_ENV})")
+    _add_eventhubs_args(pr)
     pr.add_argument(
         "--embedded",
         action="store_true",
@@ -308,10 +356,11 @@ def parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_produce)
 
     ig = sub.add_parser("ingest", help="ingest topics into a Delta table or Parquet files")
-    ig.add_argument("topics", nargs="+")
+    ig.add_argument("topics", nargs="*", help="(default with Event Hubs: its EntityPath)")
     ig.add_argument("--table", required=True, help="Delta table or Parquet directory (path or URI)")
     ig.add_argument("--format", choices=["delta", "parquet"], default="delta")
     ig.add_argument("--bootstrap-servers", help=f"host:port[,…] (or ${BOOTSTRAP_ENV})")
+    _add_eventhubs_args(ig)
     ig.add_argument("--name", help="ingest name (default: the table's last path component)")
     ig.add_argument("--group-id")
     ig.add_argument(

@@ -45,7 +45,8 @@ class InvalidArgumentError(KafkalakeError, ValueError):
 
 
 class ConfigError(KafkalakeError, ValueError):
-    """librdkafka refused a setting (unknown key or bad value)."""
+    """A setting is wrong: librdkafka refused it (unknown key or bad value), or a
+    connection string is malformed."""
 
 
 class BrokerUnreachableError(KafkalakeError, ConnectionError):
