@@ -16,15 +16,14 @@ here="$(cd "$(dirname "$0")" && pwd)"
 usage="usage: azurite.sh start|stop RUN_DIR"
 cmd="${1:?$usage}"
 run="${2:?$usage}"
-mkdir -p "$run"
-run="$(cd "$run" && pwd)"
 
 case "$cmd" in
   start)
+    mkdir -p "$run/data"
+    run="$(cd "$run" && pwd)"   # absolute: azurite gets --location under it
     bin="${KAFKALAKE_AZURITE:-$("$here/install-azurite.sh")}"
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     endpoint="http://127.0.0.1:$port/devstoreaccount1"
-    mkdir -p "$run/data"
     # --skipApiVersionCheck: the Rust SDKs send x-ms-version headers newer than
     # the emulator may know; --loose: ignore headers it does not implement.
     "$bin" --disableTelemetry --skipApiVersionCheck --loose --silent \
@@ -43,12 +42,14 @@ case "$cmd" in
       if ! kill -0 "$pid" 2>/dev/null; then
         echo "azurite exited during start-up; its log:" >&2
         cat "$run/azurite.log" >&2
-        rm -f "$run/azurite.pid"
+        rm -f "$run/azurite.pid" "$run/endpoint"
         exit 1
       fi
       sleep 0.1
     done
     echo "azurite did not listen on port $port within 30 s; its log is $run/azurite.log" >&2
+    kill "$pid" 2>/dev/null || true
+    rm -f "$run/azurite.pid" "$run/endpoint"
     exit 1
     ;;
   stop)
@@ -62,7 +63,7 @@ case "$cmd" in
         done
         if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
       fi
-      rm -f "$run/azurite.pid"
+      rm -f "$run/azurite.pid" "$run/endpoint"
     fi
     ;;
   *)

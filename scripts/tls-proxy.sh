@@ -14,6 +14,10 @@
 # as mutually exclusive in its CLI). STORAGE is as in tansu.sh (memory://tansu/
 # by default, "sqlite" for RUN_DIR/tansu.db); further arguments go to
 # `tansu broker` (for example --authentication, for SASL_SSL with SCRAM).
+# SCRAM users live only in sqlite storage (the memory engine forgets them), and
+# with --authentication every request needs a logged-in user, so create the
+# first user on a broker started without it (AlterUserScramCredentials), then
+# restart on the same RUN_DIR/tansu.db with: start RUN_DIR sqlite --authentication
 #
 # Files in RUN_DIR: ca.pem ca.key server.pem server.key (self-signed CA and a
 # server certificate for IP:127.0.0.1 and DNS:localhost), stunnel.conf,

@@ -23,6 +23,7 @@ use crate::decode::{
 };
 use crate::error::{Error, Result};
 use crate::kafka::consumer::{BatchingConsumer, ConsumedBatch, ConsumerOptions, OffsetLookup};
+use crate::sink::capture::{self, CaptureOptions, CaptureSink};
 use crate::sink::delta::{self, DeltaOptions, DeltaSink, OFFSET_COLUMN};
 use crate::sink::parquet::ParquetSink;
 use crate::sink::storage::Location;
@@ -35,6 +36,8 @@ pub enum SinkSpec {
     Delta(DeltaOptions),
     /// Parquet files under a directory or prefix.
     Parquet(Location),
+    /// Event Hubs Capture-format Avro files (values kept as bytes).
+    Capture(CaptureOptions),
 }
 
 /// When the ingest stops.
@@ -283,6 +286,12 @@ impl Ingest {
                 }
             }
         }
+        // Credentials, container and permissions, before anything is consumed.
+        match &opts.sink {
+            SinkSpec::Delta(d) => d.location.check_access()?,
+            SinkSpec::Parquet(l) => l.check_access()?,
+            SinkSpec::Capture(c) => c.location.check_access()?,
+        }
         let mut table_schema = None;
         let mut delta_pending_create = false;
         let sink: Box<dyn Sink> = match &opts.sink {
@@ -298,6 +307,7 @@ impl Ingest {
                 }
             },
             SinkSpec::Parquet(loc) => Box::new(ParquetSink::new(loc.clone())?),
+            SinkSpec::Capture(c) => Box::new(CaptureSink::new(c.clone())?),
         };
         let mut decoders = BTreeMap::new();
         let derived: Vec<&str> = opts.date_column.iter().map(|d| d.name.as_str()).collect();
@@ -411,7 +421,32 @@ impl Ingest {
             by_topic.entry(t).or_default().push((p, buf.messages));
         }
         let t0 = Instant::now();
+        let raw = matches!(self.opts.sink, SinkSpec::Capture(_));
         for (topic, parts) in by_topic {
+            if raw {
+                let chunks = parts
+                    .iter()
+                    .filter(|(_, msgs)| !msgs.is_empty())
+                    .map(|(p, msgs)| {
+                        Ok(PartitionChunk {
+                            partition: *p,
+                            first_offset: msgs[0].offset,
+                            last_offset: msgs[msgs.len() - 1].offset,
+                            batch: raw_batch(msgs)?,
+                            dead_letters: Vec::new(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let outcome = self
+                    .sink
+                    .lock()
+                    .map_err(|_| Error::Kafka("sink lock poisoned".into()))?
+                    .write(&topic, chunks)?;
+                m.rows.fetch_add(outcome.rows, Ordering::Relaxed);
+                m.files.fetch_add(outcome.files, Ordering::Relaxed);
+                m.commits.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let all: Vec<&RawMessage> = parts.iter().flat_map(|(_, ms)| ms.iter()).collect();
             let decoder = self.decoder_for(&topic, &all)?;
             let mut chunks = Vec::with_capacity(parts.len());
@@ -590,13 +625,49 @@ fn location_of(sink: &SinkSpec) -> String {
     match sink {
         SinkSpec::Delta(d) => d.location.uri.clone(),
         SinkSpec::Parquet(l) => l.uri.clone(),
+        SinkSpec::Capture(c) => c.location.uri.clone(),
     }
+}
+
+/// Messages as they are (offset, timestamp, key, headers, value bytes), for
+/// sinks that keep the bytes rather than decoding them.
+fn raw_batch(msgs: &[RawMessage]) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(OFFSET_COLUMN, DataType::Int64, false),
+        Field::new(
+            capture::RAW_TIMESTAMP,
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new(capture::RAW_KEY, DataType::Binary, true),
+        Field::new(capture::RAW_HEADERS, crate::decode::headers_type(), true),
+        Field::new(capture::RAW_VALUE, DataType::Binary, true),
+    ]));
+    let mut keys = BinaryBuilder::new();
+    let mut values = BinaryBuilder::new();
+    for m in msgs {
+        keys.append_option(m.key.as_deref());
+        values.append_option(m.value.as_deref());
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(msgs.iter().map(|m| m.offset))),
+        Arc::new(
+            arrow::array::TimestampMillisecondArray::from(
+                msgs.iter().map(|m| m.timestamp_ms).collect::<Vec<_>>(),
+            )
+            .with_timezone("UTC"),
+        ),
+        Arc::new(keys.finish()),
+        crate::decode::headers_array(msgs.iter()),
+        Arc::new(values.finish()),
+    ];
+    Ok(RecordBatch::try_new(schema, cols)?)
 }
 
 fn dead_letter_options(opts: &IngestOptions) -> DeltaOptions {
     let app_name = match &opts.sink {
         SinkSpec::Delta(d) => d.app_name.clone(),
-        SinkSpec::Parquet(_) => opts.consumer.group_id.clone(),
+        SinkSpec::Parquet(_) | SinkSpec::Capture(_) => opts.consumer.group_id.clone(),
     };
     DeltaOptions {
         location: opts.dead_letters.clone(),

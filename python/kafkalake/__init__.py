@@ -13,6 +13,7 @@ Quick start::
 
 from kafkalake import exceptions
 from kafkalake._kafkalake import __version__
+from kafkalake.capture import read_capture
 from kafkalake.embedded import EmbeddedKafka
 from kafkalake.eventhubs import EventHubs
 from kafkalake.generate import PROFILES, Profile, generate, profile_schema, sample
@@ -36,5 +37,6 @@ __all__ = [
     "produce",
     "produce_arrow",
     "profile_schema",
+    "read_capture",
     "sample",
 ]

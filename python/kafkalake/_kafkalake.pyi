@@ -104,6 +104,15 @@ class RawEmbeddedKafka:
     @staticmethod
     def retention() -> tuple[int, int]: ...
 
+def read_capture(
+    uri: str,
+    *,
+    storage_options: dict[str, str],
+    decode_body: bool,
+    body_schema: object | None,
+    flatten: bool,
+) -> ArrowStreamExportable: ...
+
 @final
 class RawIngest:
     def __new__(
@@ -135,6 +144,7 @@ class RawIngest:
         dead_letter_uri: str,
         mode: str,
         duration_s: float | None,
+        capture: tuple[str, str | None, bool] | None = None,
     ) -> RawIngest: ...
     def start(self) -> None: ...
     def wait(self, timeout_s: float) -> bool: ...

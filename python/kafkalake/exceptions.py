@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ArrowError",
+    "AuthenticationError",
     "BrokerUnreachableError",
     "ConfigError",
     "DeliveryError",
@@ -26,6 +27,7 @@ __all__ = [
     "ProduceInterrupted",
     "StorageError",
     "TableError",
+    "TlsError",
     "TopicNotFoundError",
 ]
 
@@ -51,6 +53,15 @@ class ConfigError(KafkalakeError, ValueError):
 
 class BrokerUnreachableError(KafkalakeError, ConnectionError):
     """No broker answered within the stated timeout."""
+
+
+class AuthenticationError(BrokerUnreachableError, PermissionError):
+    """The broker refused the SASL credentials (raised at once, not at the timeout)."""
+
+
+class TlsError(BrokerUnreachableError):
+    """The TLS handshake failed, e.g. the broker's certificate is not trusted
+    (raised at once, not at the timeout)."""
 
 
 class TopicNotFoundError(KafkalakeError, LookupError):

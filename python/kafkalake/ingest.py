@@ -132,7 +132,7 @@ def ingest(
     table: str | Path,
     *,
     bootstrap_servers: str,
-    format: Literal["delta", "parquet"] = "delta",
+    format: Literal["delta", "parquet", "capture"] = "delta",
     name: str | None = None,
     group_id: str | None = None,
     until: Literal["caught_up", "forever"] | float = "caught_up",
@@ -153,6 +153,9 @@ def ingest(
     config: Mapping[str, ConfigValue] | None = None,
     connect_timeout: float = 10.0,
     progress: bool | None = None,
+    capture_namespace: str = "kafkalake",
+    capture_eventhub: str | None = None,
+    capture_codec: Literal["null", "deflate"] = "null",
 ) -> IngestReport:
     """Ingest Kafka topics into a Delta table (or Parquet files), exactly once.
 
@@ -167,8 +170,10 @@ def ingest(
         table: Delta table (``format="delta"``) or directory
             (``format="parquet"``): a local path or an object-store URI.
         bootstrap_servers: ``host:port[,…]``.
-        format: ``"delta"`` or ``"parquet"`` (one file per partition and
-            batch, named after its offset range).
+        format: ``"delta"``, ``"parquet"`` (one file per partition and
+            batch, named after its offset range) or ``"capture"`` (Event Hubs
+            Capture-format Avro files, values kept as bytes; read them back
+            with :func:`kafkalake.read_capture`).
         name: the ingest's name: part of each partition's transaction id in
             the table (default: the table location's last component).
         group_id: consumer group (default: ``kafkalake-<name>``).
@@ -198,14 +203,50 @@ def ingest(
         config: librdkafka settings, passed through.
         connect_timeout: seconds to wait for the cluster.
         progress: show live counters (default: when someone is watching).
+        capture_namespace, capture_eventhub: the ``{Namespace}`` and
+            ``{EventHub}`` folders of Capture's layout (default event hub:
+            the topic).
+        capture_codec: Avro block codec, ``"null"`` (Capture's default) or
+            ``"deflate"`` (Capture's ``AvroDeflate``).
 
     Returns:
         An :class:`IngestReport`. Ctrl-C stops after writing what was read
         and returns the report with ``interrupted=True``.
     """
     uri = _uri(table)
-    if format not in ("delta", "parquet"):
-        raise InvalidArgumentError(f"format must be 'delta' or 'parquet', got {format!r}")
+    if format not in ("delta", "parquet", "capture"):
+        raise InvalidArgumentError(
+            f"format must be 'delta', 'parquet' or 'capture', got {format!r}"
+        )
+    capture = None
+    if format == "capture":
+        given = [
+            n
+            for n, v in (
+                ("schema", schema),
+                ("partition_by", list(partition_by)),
+                ("date_column", date_column),
+                ("metadata_columns", metadata_columns),
+                ("flatten", flatten),
+            )
+            if v
+        ]
+        if given:
+            raise InvalidArgumentError(
+                f"format='capture' keeps message values as bytes; {', '.join(given)} "
+                "only apply to the delta and parquet formats"
+            )
+        if capture_codec not in ("null", "deflate"):
+            raise InvalidArgumentError(
+                f"capture_codec must be 'null' or 'deflate', got {capture_codec!r}"
+            )
+        for what, v in (
+            ("capture_namespace", capture_namespace),
+            ("capture_eventhub", capture_eventhub),
+        ):
+            if v is not None and (not isinstance(v, str) or not v or "/" in v):
+                raise InvalidArgumentError(f"{what} must be a folder name without '/', got {v!r}")
+        capture = (capture_namespace, capture_eventhub, capture_codec == "deflate")
     name = name or uri.rstrip("/").rsplit("/", 1)[-1] or "kafkalake"
     group_id = group_id or f"kafkalake-{name}"
     if until == "caught_up":
@@ -249,6 +290,7 @@ def ingest(
         else uri.rstrip("/") + "_dead_letters",
         mode=mode,
         duration_s=duration,
+        capture=capture,
     )
     show = interactive() if progress is None else progress
     raw.start()

@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray,
+    ArrayRef, BinaryBuilder, Int32Array, Int64Array, MapBuilder, MapFieldNames, RecordBatch,
+    StringArray, StringBuilder, TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::json::reader::{infer_json_schema_from_iterator, Decoder, ReaderBuilder};
@@ -32,6 +32,8 @@ pub struct RawMessage {
     pub key: Option<Vec<u8>>,
     /// Value bytes (`None` for a tombstone).
     pub value: Option<Vec<u8>>,
+    /// Headers in order (`None` when the message has none).
+    pub headers: Option<Vec<(String, Option<Vec<u8>>)>>,
 }
 
 /// A message that could not be decoded, and why.
@@ -44,12 +46,19 @@ pub struct DeadLetter {
 }
 
 /// Names of the optional Kafka metadata columns.
-pub const METADATA_COLUMNS: &[&str] = &["_topic", "_partition", "_offset", "_timestamp", "_key"];
+pub const METADATA_COLUMNS: &[&str] = &[
+    "_topic",
+    "_partition",
+    "_offset",
+    "_timestamp",
+    "_key",
+    "_headers",
+];
 
 /// How messages become rows.
 #[derive(Clone, Debug)]
 pub struct DecodeOptions {
-    /// Append `_topic`, `_partition`, `_offset`, `_timestamp`, `_key`.
+    /// Append `_topic`, `_partition`, `_offset`, `_timestamp`, `_key`, `_headers`.
     pub metadata_columns: bool,
     /// Flatten nested structs into `parent.child` columns.
     pub flatten: bool,
@@ -89,7 +98,52 @@ fn metadata_fields() -> Vec<Field> {
             true,
         ),
         Field::new("_key", DataType::Binary, true),
+        Field::new("_headers", headers_type(), true),
     ]
+}
+
+/// Kafka headers as Arrow: `map<string, binary>`, with Delta's field names
+/// (`key_value`, `key`, `value`) so the column round-trips through a table.
+pub fn headers_type() -> DataType {
+    DataType::Map(
+        Arc::new(Field::new(
+            "key_value",
+            DataType::Struct(
+                vec![
+                    Field::new("key", DataType::Utf8, false),
+                    Field::new("value", DataType::Binary, true),
+                ]
+                .into(),
+            ),
+            false,
+        )),
+        false,
+    )
+}
+
+/// The `_headers` column of `messages` (null where a message has none).
+pub fn headers_array<'a>(messages: impl Iterator<Item = &'a RawMessage>) -> ArrayRef {
+    let names = MapFieldNames {
+        entry: "key_value".into(),
+        key: "key".into(),
+        value: "value".into(),
+    };
+    let mut b = MapBuilder::new(Some(names), StringBuilder::new(), BinaryBuilder::new())
+        .with_keys_field(Arc::new(Field::new("key", DataType::Utf8, false)))
+        .with_values_field(Arc::new(Field::new("value", DataType::Binary, true)));
+    for m in messages {
+        match &m.headers {
+            Some(hs) => {
+                for (k, v) in hs {
+                    b.keys().append_value(k);
+                    b.values().append_option(v.as_deref());
+                }
+                b.append(true).expect("keys and values appended in pairs");
+            }
+            None => b.append(false).expect("keys and values appended in pairs"),
+        }
+    }
+    Arc::new(b.finish())
 }
 
 fn flatten_schema(schema: &SchemaRef) -> Result<SchemaRef> {
@@ -270,6 +324,7 @@ impl JsonDecoder {
                 keys.append_option(m.key.as_deref());
             }
             cols.push(Arc::new(keys.finish()));
+            cols.push(headers_array(good.iter().copied()));
             RecordBatch::try_new(self.output_schema.clone(), cols)?
         } else {
             RecordBatch::try_new(self.output_schema.clone(), batch.columns().to_vec())?
@@ -380,6 +435,7 @@ mod tests {
                 timestamp_ms: Some(1000),
                 key: None,
                 value: Some(v.to_vec()),
+                headers: None,
             })
             .collect()
     }

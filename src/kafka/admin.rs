@@ -7,7 +7,7 @@ use rdkafka::client::{Client, ClientContext, DefaultClientContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 
-use super::config::KafkaConfig;
+use super::config::{KafkaConfig, WatchErrors};
 use super::embedded;
 use crate::error::{Error, Result};
 use crate::runtime::block_on;
@@ -39,23 +39,57 @@ impl Default for TopicSpec {
 }
 
 /// Metadata for `topic` (or all topics), or a clear error if no broker
-/// answers within the configured timeout.
-pub fn fetch_metadata<C: ClientContext>(
+/// answers within the configured timeout. A TLS or SASL failure (which
+/// librdkafka would retry until the timeout) fails at once, in its own words.
+pub fn fetch_metadata<C: ClientContext + WatchErrors>(
     client: &Client<C>,
     cfg: &KafkaConfig,
     topic: Option<&str>,
 ) -> Result<Metadata> {
-    client
-        .fetch_metadata(topic, cfg.connect_timeout)
-        .map_err(|e| Error::BrokerUnreachable {
+    let deadline = Instant::now() + cfg.connect_timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let step = left.min(Duration::from_millis(250)).max(Duration::from_millis(1));
+        match client.fetch_metadata(topic, step) {
+            Ok(md) => return Ok(md),
+            Err(e) => {
+                let ctx = client.context();
+                if let Some((code, reason)) = ctx.errors().fatal_for_connect() {
+                    return Err(connect_failure(cfg, code, &reason));
+                }
+                if Instant::now() >= deadline {
+                    let detail = match ctx.errors().last() {
+                        Some((_, reason)) => format!("{e}; last error: {reason}"),
+                        None => e.to_string(),
+                    };
+                    return Err(Error::BrokerUnreachable {
+                        servers: cfg.bootstrap_servers.clone(),
+                        timeout: cfg.connect_timeout,
+                        detail,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The error for a connection that failed on TLS or SASL.
+pub fn connect_failure(cfg: &KafkaConfig, code: RDKafkaErrorCode, reason: &str) -> Error {
+    match code {
+        RDKafkaErrorCode::SSL => Error::Tls {
             servers: cfg.bootstrap_servers.clone(),
-            timeout: cfg.connect_timeout,
-            detail: e.to_string(),
-        })
+            detail: reason.to_string(),
+        },
+        _ => Error::Authentication {
+            servers: cfg.bootstrap_servers.clone(),
+            user: cfg.get("sasl.username").unwrap_or("").to_string(),
+            detail: reason.to_string(),
+        },
+    }
 }
 
 /// Partition count of `topic`, or `None` if the cluster does not know it.
-pub fn partition_count<C: ClientContext>(
+pub fn partition_count<C: ClientContext + WatchErrors>(
     client: &Client<C>,
     cfg: &KafkaConfig,
     topic: &str,
@@ -79,7 +113,7 @@ pub fn partition_count<C: ClientContext>(
 
 /// Make sure `topic` exists (creating it if `spec.create`); returns its
 /// partition count.
-pub fn ensure_topic<C: ClientContext>(
+pub fn ensure_topic<C: ClientContext + WatchErrors>(
     client: &Client<C>,
     cfg: &KafkaConfig,
     topic: &str,

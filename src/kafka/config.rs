@@ -1,8 +1,10 @@
 //! librdkafka client configuration.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::error::{redact_value, Error, Result};
 
@@ -59,6 +61,7 @@ impl KafkaConfig {
     /// A librdkafka config: kafkalake's defaults, then the user's settings,
     /// which win.
     pub fn client_config(&self, defaults: &[(&str, String)]) -> ClientConfig {
+        crate::error::register_secrets(self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap_servers);
         // Fail connections in step with the stated timeout rather than
@@ -82,4 +85,46 @@ impl KafkaConfig {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// The last error librdkafka reported through its error callback: what a
+/// connection attempt ran into (TLS handshake, SASL), which a metadata
+/// timeout alone does not say.
+#[derive(Default, Debug)]
+pub struct ClientErrors {
+    last: Mutex<Option<(RDKafkaErrorCode, String)>>,
+}
+
+impl ClientErrors {
+    /// Record an error from `ClientContext::error`.
+    pub fn record(&self, error: &KafkaError, reason: &str) {
+        let code = error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+        if let Ok(mut l) = self.last.lock() {
+            *l = Some((code, reason.to_string()));
+        }
+    }
+
+    /// The last error seen, if any.
+    pub fn last(&self) -> Option<(RDKafkaErrorCode, String)> {
+        self.last.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// An error that no retry will fix (bad credentials, an untrusted
+    /// certificate): worth failing on at once instead of at the timeout.
+    pub fn fatal_for_connect(&self) -> Option<(RDKafkaErrorCode, String)> {
+        self.last().filter(|(code, _)| {
+            matches!(
+                code,
+                RDKafkaErrorCode::Authentication
+                    | RDKafkaErrorCode::SaslAuthenticationFailed
+                    | RDKafkaErrorCode::SSL
+            )
+        })
+    }
+}
+
+/// A client context that keeps librdkafka's errors for [`ClientErrors`].
+pub trait WatchErrors {
+    /// The errors seen by this client.
+    fn errors(&self) -> &ClientErrors;
 }

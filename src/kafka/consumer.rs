@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::admin::partition_count;
-use super::config::KafkaConfig;
+use super::config::{ClientErrors, KafkaConfig, WatchErrors};
 use crate::decode::RawMessage;
 use crate::error::{Error, Result};
 
@@ -138,9 +138,20 @@ struct Context {
     generation: Arc<AtomicU64>,
     /// Explicit starts apply once; later assignments resume from the group.
     started: Mutex<HashSet<(String, i32)>>,
+    errors: ClientErrors,
 }
 
-impl ClientContext for Context {}
+impl ClientContext for Context {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.errors.record(&error, reason);
+    }
+}
+
+impl WatchErrors for Context {
+    fn errors(&self) -> &ClientErrors {
+        &self.errors
+    }
+}
 
 impl Context {
     /// Fill in the start offset of each newly assigned partition.
@@ -336,6 +347,7 @@ impl BatchingConsumer {
             timeout: opts.kafka.connect_timeout,
             state: state.clone(),
             started: Mutex::new(HashSet::new()),
+            errors: ClientErrors::default(),
         };
         let defaults = [
             ("group.id", opts.group_id.clone()),
@@ -486,6 +498,11 @@ impl BatchingConsumer {
                         timestamp_ms: m.timestamp().to_millis(),
                         key: m.key().map(<[u8]>::to_vec),
                         value: m.payload().map(<[u8]>::to_vec),
+                        headers: m.headers().map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                                .collect()
+                        }),
                     };
                     drop(m);
                     if self.shared_generation.load(Ordering::Acquire) != self.generation {

@@ -16,7 +16,7 @@ use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
 
 use super::admin::{ensure_topic, TopicSpec};
-use super::config::KafkaConfig;
+use super::config::{ClientErrors, KafkaConfig, WatchErrors};
 use super::messages::MessageSource;
 use crate::error::{Error, Result};
 use crate::generate::rate::RateLimiter;
@@ -190,9 +190,20 @@ impl ProduceReport {
 
 struct DeliveryCounter {
     state: Arc<ProduceState>,
+    errors: ClientErrors,
 }
 
-impl ClientContext for DeliveryCounter {}
+impl ClientContext for DeliveryCounter {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.errors.record(&error, reason);
+    }
+}
+
+impl WatchErrors for DeliveryCounter {
+    fn errors(&self) -> &ClientErrors {
+        &self.errors
+    }
+}
 
 impl ProducerContext for DeliveryCounter {
     type DeliveryOpaque = ();
@@ -249,6 +260,7 @@ fn run(
     let producer: ThreadedProducer<DeliveryCounter> =
         config.create_with_context(DeliveryCounter {
             state: state.clone(),
+            errors: ClientErrors::default(),
         })?;
     let partitions = ensure_topic(
         producer.client(),

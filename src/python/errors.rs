@@ -13,6 +13,8 @@ fn class_name(e: &Error) -> &'static str {
         Error::InvalidArgument(_) => "InvalidArgumentError",
         Error::Config(_) => "ConfigError",
         Error::BrokerUnreachable { .. } => "BrokerUnreachableError",
+        Error::Authentication { .. } => "AuthenticationError",
+        Error::Tls { .. } => "TlsError",
         Error::TopicNotFound { .. } => "TopicNotFoundError",
         Error::MessageTooLarge { .. } => "MessageTooLargeError",
         Error::Kafka(_) => "KafkaError",
@@ -28,14 +30,14 @@ fn class_name(e: &Error) -> &'static str {
 pub fn to_exception<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyAny>> {
     let module = py.import("kafkalake.exceptions")?;
     let cls = module.getattr(class_name(e))?;
-    cls.call1(PyTuple::new(py, [e.to_string()])?)
+    cls.call1(PyTuple::new(py, [e.user_message()])?)
 }
 
 /// `e` as a `PyErr`, ready to raise.
 pub fn to_py_err(e: Error) -> PyErr {
     Python::attach(|py| match to_exception(py, &e) {
         Ok(exc) => PyErr::from_value(exc),
-        Err(_) => PyRuntimeError::new_err(e.to_string()),
+        Err(_) => PyRuntimeError::new_err(e.user_message()),
     })
 }
 

@@ -19,6 +19,7 @@ use crate::ingest::{
 };
 use crate::kafka::config::KafkaConfig;
 use crate::kafka::consumer::{BatchLimits, BatchingConsumer, ConsumerOptions, StartFrom};
+use crate::sink::capture::{CaptureCodec, CaptureOptions};
 use crate::sink::delta::DeltaOptions;
 use crate::sink::storage::Location;
 
@@ -114,7 +115,8 @@ impl RawIngest {
         *, bootstrap_servers, topics, group_id, config, connect_timeout_s, start, start_offsets,
         start_timestamp_ms, max_rows, max_bytes, max_latency_s, sink, uri, storage_options,
         name, partition_by, date_column, target_file_size, checkpoint_interval, schema,
-        metadata_columns, flatten, max_message_bytes, dead_letter_uri, mode, duration_s
+        metadata_columns, flatten, max_message_bytes, dead_letter_uri, mode, duration_s,
+        capture=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -145,6 +147,7 @@ impl RawIngest {
         dead_letter_uri: String,
         mode: &str,
         duration_s: Option<f64>,
+        capture: Option<(String, Option<String>, bool)>,
     ) -> PyResult<Self> {
         let consumer = consumer_options(
             bootstrap_servers,
@@ -171,6 +174,19 @@ impl RawIngest {
                 target_file_size,
                 checkpoint_interval,
             }),
+            "capture" => {
+                let (namespace, eventhub, deflate) = capture.unwrap_or_default();
+                SinkSpec::Capture(CaptureOptions {
+                    location,
+                    namespace,
+                    eventhub,
+                    codec: if deflate {
+                        CaptureCodec::Deflate
+                    } else {
+                        CaptureCodec::Null
+                    },
+                })
+            }
             _ => SinkSpec::Parquet(location),
         };
         let mode = match (mode, duration_s) {
@@ -470,4 +486,38 @@ fn dead_letter_batches(
             Ok(b)
         })
         .collect()
+}
+
+/// Read Capture-format Avro files under `uri` (or the one file it names)
+/// into a table; with `decode_body`, the JSON bodies become columns.
+#[pyfunction]
+#[pyo3(signature = (uri, *, storage_options, decode_body, body_schema, flatten))]
+pub fn read_capture(
+    py: Python<'_>,
+    uri: String,
+    storage_options: HashMap<String, String>,
+    decode_body: bool,
+    body_schema: Option<PySchema>,
+    flatten: bool,
+) -> PyResult<PyTable> {
+    let location = Location {
+        uri,
+        options: storage_options,
+    };
+    let schema = body_schema.map(|s| s.into_inner());
+    let (schema, batches) = py
+        .detach(move || {
+            let batches = crate::sink::capture::read(&location)?;
+            if decode_body {
+                let opts = DecodeOptions {
+                    flatten,
+                    ..DecodeOptions::default()
+                };
+                crate::sink::capture::decode_bodies(batches, schema, opts)
+            } else {
+                Ok((crate::sink::capture::read_schema(), batches))
+            }
+        })
+        .py()?;
+    PyTable::try_new(batches, schema)
 }

@@ -3,6 +3,7 @@
 //! ([`storage`]). Both keep, with the data itself, the last Kafka offset
 //! written per partition, which is what makes ingest exactly-once.
 
+pub mod capture;
 pub mod delta;
 pub mod parquet;
 pub mod storage;
