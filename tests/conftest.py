@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -152,3 +154,90 @@ def read_n(servers: str, topic: str, n: int, timeout: float = 60.0) -> list[tupl
     finally:
         consumer.close()
     return out
+
+
+# Azurite's published development account (https://learn.microsoft.com/azure/storage/common/storage-use-azurite).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+AZURITE = ROOT / "scripts" / "azurite.sh"
+
+
+class Azurite:
+    """A running Azurite blob service and the ways to reach it."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    @property
+    def url(self) -> str:
+        """The service root, without the account (AZURITE_BLOB_STORAGE_URL)."""
+        return self.endpoint.rsplit("/", 1)[0]
+
+    def storage_options(self, **extra: str) -> dict[str, str]:
+        """delta-rs / object_store options for this emulator.
+
+        Emulator mode, with its port in AZURITE_BLOB_STORAGE_URL (set by the
+        fixture): object_store then lists the Delta log the way Azurite
+        understands (Azurite ignores the `startFrom` listing parameter that
+        a plain custom endpoint would use, which breaks reading the log).
+        """
+        return {
+            "azure_storage_use_emulator": "true",
+            "azure_storage_account_name": AZURITE_ACCOUNT,
+            "azure_storage_account_key": AZURITE_KEY,
+            **extra,
+        }
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};BlobEndpoint={self.endpoint};"
+        )
+
+    def service(self) -> Any:
+        """An azure-storage-blob client (Microsoft's SDK: a reader no one here wrote)."""
+        from azure.storage.blob import BlobServiceClient
+
+        return BlobServiceClient.from_connection_string(self.connection_string)
+
+    def container(self) -> str:
+        """A fresh container."""
+        name = f"c{uuid.uuid4().hex[:12]}"
+        self.service().create_container(name)
+        return name
+
+    def blobs(self, container: str, prefix: str = "") -> dict[str, bytes]:
+        """Every blob under `prefix`, downloaded."""
+        c = self.service().get_container_client(container)
+        return {
+            b.name: c.download_blob(b.name).readall()
+            for b in c.list_blobs(name_starts_with=prefix or None)
+        }
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite (npm) started for this session on a free loopback port."""
+    run = tmp_path_factory.mktemp("azurite")
+    out = subprocess.run(
+        [str(AZURITE), "start", str(run)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    az = Azurite(out.stdout.strip().splitlines()[-1])
+    # Where object_store's emulator mode finds the service (inherited by workers).
+    previous = os.environ.get("AZURITE_BLOB_STORAGE_URL")
+    os.environ["AZURITE_BLOB_STORAGE_URL"] = az.url
+    try:
+        yield az
+    finally:
+        if previous is None:
+            os.environ.pop("AZURITE_BLOB_STORAGE_URL", None)
+        else:
+            os.environ["AZURITE_BLOB_STORAGE_URL"] = previous
+        subprocess.run([str(AZURITE), "stop", str(run)], check=False, timeout=30)

@@ -203,12 +203,10 @@ def test_reader_reads_a_file_written_by_fastavro(tmp_path: Path) -> None:
     assert (d["city_name"], d["seq"]) == ("Morehead City", 1)
 
     (tmp_path / "bad.avro").write_bytes(b"Obj\x01 not really avro")
-    with pytest.raises(InvalidArgumentError, match="bad.avro.*not a readable Avro file"):
+    with pytest.raises(InvalidArgumentError, match=r"bad.avro.*not a readable Avro file"):
         kafkalake.read_capture(tmp_path / "bad.avro")
 
 
 def test_capture_rejects_decoding_options(broker: str, topic: str, tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="keeps message values as bytes; flatten"):
-        kafkalake.ingest(
-            topic, tmp_path, bootstrap_servers=broker, format="capture", flatten=True
-        )
+        kafkalake.ingest(topic, tmp_path, bootstrap_servers=broker, format="capture", flatten=True)
