@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install every test dependency (the tansu Kafka broker, Python test packages),
+# Install every test dependency (the tansu Kafka broker, Azurite, stunnel,
+# Python test packages),
 # build kafkalake in release mode, then run the lint and the whole test suite.
 # This is what CI runs (.ci/run). Safe to re-run: builds are cached in
 # ~/.cache/kafkalake (override with KAFKALAKE_CACHE).
@@ -12,19 +13,28 @@ step() { printf '\n==> %s (%s)\n' "$*" "$(date +%H:%M:%S)"; }
 
 step "system packages"
 missing=()
-for tool in gcc g++ make perl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in gcc g++ make perl openssl stunnel npm; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
 python3 -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing build tools for: ${missing[*]}"
+  echo "installing system packages for: ${missing[*]}"
   sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
   $sudo_ apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq build-essential perl python3-venv
+  # stunnel4: the TLS proxy of the TLS/SASL tests; npm: Azurite.
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq \
+    build-essential perl python3-venv openssl stunnel4 npm
 fi
 
 step "Kafka broker: tansu from crates.io (built once, then cached)"
 KAFKALAKE_TANSU="$(scripts/install-tansu.sh)"
 export KAFKALAKE_TANSU
 "$KAFKALAKE_TANSU" --version
+
+step "Azure Storage emulator: Azurite from npm (installed once, then cached)"
+KAFKALAKE_AZURITE="$(scripts/install-azurite.sh)"
+export KAFKALAKE_AZURITE
+"$KAFKALAKE_AZURITE" --version
 
 step "Python environment (.venv) and test packages"
 [ -x .venv/bin/python ] || python3 -m venv .venv
@@ -42,7 +52,7 @@ scripts/lint.sh
 step "Rust tests"
 cargo test --release --locked
 
-step "Python tests (real broker, embedded cluster, CLI)"
+step "Python tests (real broker, TLS/SASL, Azurite, embedded cluster, CLI)"
 set +e
 python -m pytest -p no:cacheprovider
 code=$?

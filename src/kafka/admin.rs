@@ -73,6 +73,48 @@ pub fn fetch_metadata<C: ClientContext + WatchErrors>(
     }
 }
 
+/// A client context that only watches errors (for [`check_topics`]).
+#[derive(Default)]
+struct Watcher {
+    errors: super::config::ClientErrors,
+}
+
+impl ClientContext for Watcher {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.errors.record(&error, reason);
+    }
+}
+
+impl WatchErrors for Watcher {
+    fn errors(&self) -> &super::config::ClientErrors {
+        &self.errors
+    }
+}
+
+impl rdkafka::producer::ProducerContext for Watcher {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
+}
+
+/// Reach the cluster and check that every topic exists, with a client whose
+/// errors are served as they happen (a consumer only reports them from its
+/// poll loop, without librdkafka's explanation), so a TLS or SASL failure
+/// is named at once.
+pub fn check_topics(cfg: &KafkaConfig, topics: &[String]) -> Result<()> {
+    use rdkafka::producer::Producer;
+    let probe: rdkafka::producer::ThreadedProducer<Watcher> =
+        cfg.client_config(&[]).create_with_context(Watcher::default())?;
+    for t in topics {
+        if partition_count(probe.client(), cfg, t)?.is_none() {
+            return Err(Error::TopicNotFound {
+                topic: t.clone(),
+                servers: cfg.bootstrap_servers.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The error for a connection that failed on TLS or SASL.
 pub fn connect_failure(cfg: &KafkaConfig, code: RDKafkaErrorCode, reason: &str) -> Error {
     match code {

@@ -93,14 +93,28 @@ impl KafkaConfig {
 #[derive(Default, Debug)]
 pub struct ClientErrors {
     last: Mutex<Option<(RDKafkaErrorCode, String)>>,
+    /// The last TLS or SASL failure, kept apart: librdkafka follows it with
+    /// "all brokers are down", which says less.
+    fatal: Mutex<Option<(RDKafkaErrorCode, String)>>,
 }
 
 impl ClientErrors {
     /// Record an error from `ClientContext::error`.
     pub fn record(&self, error: &KafkaError, reason: &str) {
         let code = error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+        let entry = Some((code, reason.to_string()));
+        if matches!(
+            code,
+            RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::SSL
+        ) {
+            if let Ok(mut f) = self.fatal.lock() {
+                *f = entry.clone();
+            }
+        }
         if let Ok(mut l) = self.last.lock() {
-            *l = Some((code, reason.to_string()));
+            *l = entry;
         }
     }
 
@@ -112,14 +126,7 @@ impl ClientErrors {
     /// An error that no retry will fix (bad credentials, an untrusted
     /// certificate): worth failing on at once instead of at the timeout.
     pub fn fatal_for_connect(&self) -> Option<(RDKafkaErrorCode, String)> {
-        self.last().filter(|(code, _)| {
-            matches!(
-                code,
-                RDKafkaErrorCode::Authentication
-                    | RDKafkaErrorCode::SaslAuthenticationFailed
-                    | RDKafkaErrorCode::SSL
-            )
-        })
+        self.fatal.lock().ok().and_then(|f| f.clone())
     }
 }
 

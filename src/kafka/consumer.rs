@@ -21,8 +21,8 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::admin::partition_count;
-use super::config::{ClientErrors, KafkaConfig, WatchErrors};
+use super::admin::check_topics;
+use super::config::KafkaConfig;
 use crate::decode::RawMessage;
 use crate::error::{Error, Result};
 
@@ -138,20 +138,9 @@ struct Context {
     generation: Arc<AtomicU64>,
     /// Explicit starts apply once; later assignments resume from the group.
     started: Mutex<HashSet<(String, i32)>>,
-    errors: ClientErrors,
 }
 
-impl ClientContext for Context {
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.errors.record(&error, reason);
-    }
-}
-
-impl WatchErrors for Context {
-    fn errors(&self) -> &ClientErrors {
-        &self.errors
-    }
-}
+impl ClientContext for Context {}
 
 impl Context {
     /// Fill in the start offset of each newly assigned partition.
@@ -347,7 +336,6 @@ impl BatchingConsumer {
             timeout: opts.kafka.connect_timeout,
             state: state.clone(),
             started: Mutex::new(HashSet::new()),
-            errors: ClientErrors::default(),
         };
         let defaults = [
             ("group.id", opts.group_id.clone()),
@@ -368,14 +356,7 @@ impl BatchingConsumer {
                 .collect::<Vec<_>>(),
         );
         let consumer: BaseConsumer<Context> = config.create_with_context(context)?;
-        for t in &opts.topics {
-            if partition_count(consumer.client(), &opts.kafka, t)?.is_none() {
-                return Err(Error::TopicNotFound {
-                    topic: t.clone(),
-                    servers: opts.kafka.bootstrap_servers.clone(),
-                });
-            }
-        }
+        check_topics(&opts.kafka, &opts.topics)?;
         let topics: Vec<&str> = opts.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(BatchingConsumer {
