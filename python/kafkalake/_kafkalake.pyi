@@ -12,6 +12,7 @@ __all__ = [
     "generate",
     "profile_schema",
     "profiles",
+    "read_capture",
     "sample_messages",
 ]
 
