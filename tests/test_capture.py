@@ -210,3 +210,20 @@ def test_reader_reads_a_file_written_by_fastavro(tmp_path: Path) -> None:
 def test_capture_rejects_decoding_options(broker: str, topic: str, tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="keeps message values as bytes; flatten"):
         kafkalake.ingest(topic, tmp_path, bootstrap_servers=broker, format="capture", flatten=True)
+
+
+def test_cli_capture_ingest_and_read(
+    broker: str, topic: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kafkalake import cli
+
+    produce_geo(broker, topic, 60)
+    out = tmp_path / "cap"
+    args = ["ingest", topic, "--table", str(out), "--format", "capture"]
+    args += ["--bootstrap-servers", broker, "--capture-codec", "deflate", "--json"]
+    assert cli.main(args) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 60
+    assert cli.main(["read-capture", str(out), "--decode-body", "--limit", "2"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"60 events in {len(avro_files(out))} files under {out}")
+    assert "city_name" in text

@@ -12,6 +12,7 @@ Quick start::
 """
 
 from kafkalake import exceptions
+from kafkalake._config import load_env_file
 from kafkalake._kafkalake import __version__
 from kafkalake.capture import read_capture
 from kafkalake.embedded import EmbeddedKafka
@@ -34,6 +35,7 @@ __all__ = [
     "exceptions",
     "generate",
     "ingest",
+    "load_env_file",
     "produce",
     "produce_arrow",
     "profile_schema",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 from kafkalake.exceptions import InvalidArgumentError
 
@@ -68,3 +70,59 @@ def micros(start_time: datetime | None) -> int | None:
         start_time = start_time.replace(tzinfo=UTC)
     delta = start_time - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+# Names used by seed 002's .env file, and the standard names they stand for.
+_ENV_ALIASES = {
+    "TENANT_ID": "AZURE_TENANT_ID",
+    "CLIENT_ID": "AZURE_CLIENT_ID",
+    "CLIENT_SECRET": "AZURE_CLIENT_SECRET",
+    "BOOTSTRAP_SERVERS": "KAFKALAKE_BOOTSTRAP_SERVERS",
+}
+
+
+def load_env_file(path: str | os.PathLike[str] = ".env", *, override: bool = False) -> list[str]:
+    """Load ``KEY=VALUE`` lines of a ``.env`` file into the environment.
+
+    What kafkalake reads from the environment then applies: ``AZURE_*``
+    storage credentials (as delta-rs / object_store read them: account
+    name and key, SAS token, service principal ``AZURE_CLIENT_ID`` /
+    ``AZURE_CLIENT_SECRET`` / ``AZURE_TENANT_ID``, …),
+    ``KAFKALAKE_BOOTSTRAP_SERVERS`` and
+    ``KAFKALAKE_EVENTHUBS_CONNECTION_STRING``. Seed 002's names
+    ``TENANT_ID``, ``CLIENT_ID``, ``CLIENT_SECRET`` and ``BOOTSTRAP_SERVERS``
+    also set their standard counterparts. ``export`` prefixes, quotes and
+    ``#`` comments are understood. Variables already set win unless
+    ``override``.
+
+    Returns:
+        The names set (never the values).
+
+    Raises:
+        InvalidArgumentError: the file is missing or a line is not ``KEY=VALUE``
+            (the line number is given, not its content).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidArgumentError(f"env file {str(p)!r} does not exist")
+    loaded: list[str] = []
+    for n, raw in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key or not key.replace("_", "").isalnum():
+            raise InvalidArgumentError(f"{str(p)!r} line {n} is not KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        for name in (key, _ENV_ALIASES.get(key)):
+            if name and (override or name not in os.environ):
+                os.environ[name] = value
+                loaded.append(name)
+    return loaded

@@ -263,6 +263,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         config=config,
         storage_options=_config_pairs(args.storage_option),
         dead_letter_table=args.dead_letter_table,
+        capture_namespace=args.capture_namespace,
+        capture_eventhub=args.capture_eventhub,
+        capture_codec=args.capture_codec,
     )
     if args.json:
         print(json.dumps(report.__dict__))
@@ -271,12 +274,32 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 130 if report.interrupted else 0
 
 
+def cmd_read_capture(args: argparse.Namespace) -> int:
+    import pyarrow as pa  # type: ignore[import-untyped]
+
+    from kafkalake.capture import read_capture
+
+    table = pa.table(
+        read_capture(
+            args.location,
+            storage_options=_config_pairs(args.storage_option),
+            decode_body=args.decode_body,
+        )
+    )
+    files = len(set(table.column("_file").to_pylist())) if table.num_rows else 0
+    print(f"{table.num_rows:,} events in {files:,} files under {args.location}")
+    print(table.schema)
+    for row in table.slice(0, args.limit).to_pylist():
+        print({k: v for k, v in row.items() if k != "_file"})
+    return 0
+
+
 def cmd_profiles(args: argparse.Namespace) -> int:
     for profile in get_args(Profile):
         ((key, value),) = sample(profile, 1)
         print(f"{profile}  (key: {key.decode() if key else None})")
         if args.schema:
-            import pyarrow as pa  # type: ignore[import-untyped]
+            import pyarrow as pa
 
             print("  " + str(pa.schema(profile_schema(profile))).replace("\n", "\n  "))
         else:
@@ -290,6 +313,11 @@ def parser() -> argparse.ArgumentParser:
         description="Realistic event streams through Kafka, with a Rust engine.",
     )
     p.add_argument("--version", action="version", version=f"kafkalake {__version__}")
+    p.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="load KEY=VALUE lines (AZURE_*, KAFKALAKE_*) into the environment first",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="produce each profile to an embedded Kafka cluster")
@@ -358,7 +386,12 @@ def parser() -> argparse.ArgumentParser:
     ig = sub.add_parser("ingest", help="ingest topics into a Delta table or Parquet files")
     ig.add_argument("topics", nargs="*", help="(default with Event Hubs: its EntityPath)")
     ig.add_argument("--table", required=True, help="Delta table or Parquet directory (path or URI)")
-    ig.add_argument("--format", choices=["delta", "parquet"], default="delta")
+    ig.add_argument("--format", choices=["delta", "parquet", "capture"], default="delta")
+    ig.add_argument(
+        "--capture-namespace", default="kafkalake", help="Capture layout: {Namespace} folder"
+    )
+    ig.add_argument("--capture-eventhub", help="Capture layout: {EventHub} folder (default: topic)")
+    ig.add_argument("--capture-codec", choices=["null", "deflate"], default="null")
     ig.add_argument("--bootstrap-servers", help=f"host:port[,…] (or ${BOOTSTRAP_ENV})")
     _add_eventhubs_args(ig)
     ig.add_argument("--name", help="ingest name (default: the table's last path component)")
@@ -377,6 +410,15 @@ def parser() -> argparse.ArgumentParser:
     ig.add_argument("--json", action="store_true")
     ig.set_defaults(func=cmd_ingest)
 
+    rc = sub.add_parser(
+        "read-capture", help="show Event Hubs Capture Avro files (a file, directory or URI)"
+    )
+    rc.add_argument("location")
+    rc.add_argument("--decode-body", action="store_true", help="JSON bodies as columns")
+    rc.add_argument("--limit", type=int, default=5, help="events to print (default 5)")
+    rc.add_argument("-S", "--storage-option", action="append", default=[], metavar="KEY=VALUE")
+    rc.set_defaults(func=cmd_read_capture)
+
     pf = sub.add_parser("profiles", help="list the event profiles with a sample each")
     pf.add_argument("--schema", action="store_true", help="print Arrow schemas (needs pyarrow)")
     pf.set_defaults(func=cmd_profiles)
@@ -386,6 +428,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if args.env_file:
+            from kafkalake._config import load_env_file
+
+            load_env_file(args.env_file)
         code: int = args.func(args)
         return code
     except ProduceInterrupted as e:
