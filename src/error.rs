@@ -236,11 +236,18 @@ fn storage_hint(text: &str) -> Option<&'static str> {
         Some("the storage account refused the credentials: check azure_storage_account_name and azure_storage_account_key, that the SAS token (azure_storage_sas_token) is complete and not expired, or the service principal's client id/secret/tenant")
     } else if has("Invalid Access Key") {
         Some("azure_storage_account_key is not a valid base64 key: copy it again from the portal (Access keys)")
-    } else if has("did not match any known pattern") || has("Unknown scheme") || has("Unknown url scheme") {
+    } else if has("did not match any known pattern")
+        || has("Unknown scheme")
+        || has("Unknown url scheme")
+    {
         Some("Azure locations look like az://<container>/<path>, abfss://<container>@<account>.dfs.core.windows.net/<path> or https://<account>.blob.core.windows.net/<container>/<path>")
     } else if has("Account must be specified") {
         Some("name the storage account: azure_storage_account_name in storage_options, AZURE_STORAGE_ACCOUNT_NAME, or an abfss://<container>@<account>.dfs.core.windows.net URI")
-    } else if has("error sending request") || has("Connection refused") || has("deadline has elapsed") || has("operation timed out") {
+    } else if has("error sending request")
+        || has("Connection refused")
+        || has("deadline has elapsed")
+        || has("operation timed out")
+    {
         Some("the storage endpoint did not answer: check the account name / endpoint and the network; bound the wait with the storage options timeout, connect_timeout, max_retries and retry_timeout (e.g. '10s', '3')")
     } else {
         None
@@ -265,7 +272,9 @@ mod tests {
             "PUT https://a.blob.core.windows.net/c/x?sv=2021&sig=***&se=1 failed, key ***"
         );
         let e = Error::Storage("GET …: 404 Not Found <Code>ContainerNotFound</Code>".into());
-        assert!(e.user_message().contains("hint: the container does not exist"));
+        assert!(e
+            .user_message()
+            .contains("hint: the container does not exist"));
     }
 
     #[test]

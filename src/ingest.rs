@@ -19,7 +19,8 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::decode::{
-    infer_schema, DeadLetter, DecodeOptions, JsonDecoder, RawMessage, METADATA_COLUMNS,
+    infer_schema, is_new_field, merge_additive, DeadLetter, DecodeOptions, JsonDecoder, RawMessage,
+    METADATA_COLUMNS,
 };
 use crate::error::{Error, Result};
 use crate::kafka::consumer::{BatchingConsumer, ConsumedBatch, ConsumerOptions, OffsetLookup};
@@ -272,7 +273,11 @@ fn strip_columns(schema: &SchemaRef, drop: &[&str]) -> SchemaRef {
 impl Ingest {
     /// Check everything that can be checked, open or prepare the sink, and
     /// subscribe. Nothing is written yet.
-    pub fn new(opts: IngestOptions, metrics: Arc<IngestMetrics>) -> Result<Self> {
+    pub fn new(mut opts: IngestOptions, metrics: Arc<IngestMetrics>) -> Result<Self> {
+        // A schema given by the user is the schema: fields outside it are ignored.
+        if opts.schema.is_some() {
+            opts.decode.evolve = false;
+        }
         if let Some(d) = &opts.date_column {
             if let Some(s) = &opts.schema {
                 match s.field_with_name(&d.source).map(|f| f.data_type().clone()) {
@@ -449,23 +454,22 @@ impl Ingest {
             }
             let all: Vec<&RawMessage> = parts.iter().flat_map(|(_, ms)| ms.iter()).collect();
             let decoder = self.decoder_for(&topic, &all)?;
+            let mut decoded = decode_parts(decoder.as_ref(), &parts)?;
+            if let Some(mut current) = decoder {
+                // Each round widens by the new fields the last one revealed;
+                // fields seen only as null end it with a lenient decode.
+                for _ in 0..4 {
+                    let Some(wider) = self.widen(&topic, &current, &decoded)? else {
+                        break;
+                    };
+                    decoded = decode_parts(Some(&wider), &parts)?;
+                    current = wider;
+                }
+            }
             let mut chunks = Vec::with_capacity(parts.len());
-            for (p, msgs) in &parts {
+            for ((p, msgs), (rows, dead)) in parts.iter().zip(decoded) {
                 let (Some(first), Some(last)) = (msgs.first(), msgs.last()) else {
                     continue;
-                };
-                let (rows, dead) = match &decoder {
-                    Some(d) => d.decode(msgs)?,
-                    // Nothing decodable to learn a schema from: all dead.
-                    None => (
-                        RecordBatch::new_empty(Arc::new(Schema::empty())),
-                        msgs.iter()
-                            .map(|m| DeadLetter {
-                                message: m.clone(),
-                                error: "not a JSON object".into(),
-                            })
-                            .collect(),
-                    ),
                 };
                 let rows = self.add_derived(rows)?;
                 let offsets_col = offsets_of(&rows, msgs, &dead);
@@ -501,6 +505,56 @@ impl Ingest {
         // loses nothing (the sink is the source of truth), so it is not fatal.
         let _ = self.consumer.commit(&offsets);
         Ok(())
+    }
+
+    /// Additive schema evolution: if values of `topic` have fields the
+    /// decoder's schema lacks, the schema widened by them (types inferred
+    /// from those values), with the sink's table widened to match; `None`
+    /// when nothing is new (or evolution is off).
+    fn widen(
+        &mut self,
+        topic: &str,
+        decoder: &JsonDecoder,
+        decoded: &[(RecordBatch, Vec<DeadLetter>)],
+    ) -> Result<Option<JsonDecoder>> {
+        if !self.opts.decode.evolve {
+            return Ok(None);
+        }
+        let with_new: Vec<&[u8]> = decoded
+            .iter()
+            .flat_map(|(_, dead)| dead.iter())
+            .filter(|d| is_new_field(&d.error))
+            .filter_map(|d| d.message.value.as_deref())
+            .collect();
+        if with_new.is_empty() {
+            return Ok(None);
+        }
+        let merged = infer_schema(with_new.into_iter())?
+            .and_then(|seen| merge_additive(&decoder.value_schema(), &seen));
+        let Some(merged) = merged else {
+            // New fields without a usable type (only nulls, inside lists):
+            // decode this batch ignoring them rather than dead-lettering it.
+            let lenient = DecodeOptions {
+                evolve: false,
+                ..self.opts.decode.clone()
+            };
+            return Ok(Some(JsonDecoder::new(
+                topic,
+                decoder.value_schema(),
+                lenient,
+            )?));
+        };
+        let merged: SchemaRef = Arc::new(merged);
+        let wider = JsonDecoder::new(topic, merged.clone(), self.opts.decode.clone())?;
+        if !self.delta_pending_create {
+            let wanted = output_schema(&merged, &self.opts)?;
+            self.sink
+                .lock()
+                .map_err(|_| Error::Kafka("sink lock poisoned".into()))?
+                .evolve_schema(&wanted)?;
+        }
+        self.decoders.insert(topic.to_string(), wider.clone());
+        Ok(Some(wider))
     }
 
     fn add_derived(&self, rows: RecordBatch) -> Result<RecordBatch> {
@@ -590,6 +644,29 @@ impl Ingest {
     pub fn consumer(&self) -> &BatchingConsumer {
         &self.consumer
     }
+}
+
+/// Decode each partition's messages (all dead when there is no decoder: no
+/// JSON object to learn a schema from).
+fn decode_parts(
+    decoder: Option<&JsonDecoder>,
+    parts: &[(i32, Vec<RawMessage>)],
+) -> Result<Vec<(RecordBatch, Vec<DeadLetter>)>> {
+    parts
+        .iter()
+        .map(|(_, msgs)| match decoder {
+            Some(d) => d.decode(msgs),
+            None => Ok((
+                RecordBatch::new_empty(Arc::new(Schema::empty())),
+                msgs.iter()
+                    .map(|m| DeadLetter {
+                        message: m.clone(),
+                        error: "not a JSON object".into(),
+                    })
+                    .collect(),
+            )),
+        })
+        .collect()
 }
 
 /// The offset of each decoded row: the messages that did not become dead letters, in order.

@@ -377,3 +377,74 @@ def test_unusable_location_fails_before_consuming(broker: str, topic: str, tmp_p
             topic, in_the_way, bootstrap_servers=broker, format="parquet", progress=False
         )
     assert in_the_way.read_text().startswith("a file")
+
+
+def test_new_fields_become_columns(broker: str, topic: str, tmp_path: Path) -> None:
+    """Additive schema evolution: fields that appear later (top level and
+    inside a struct) become nullable columns; nothing goes to dead letters."""
+    from confluent_kafka import Producer
+
+    create_topic(broker, topic, 2)
+    events = [json.loads(v) for _, v in kafkalake.sample("iot", 400, seed=5)]
+    p = Producer({"bootstrap.servers": broker})
+    for e in events[:200]:
+        p.produce(topic, json.dumps(e).encode())
+    assert p.flush(30) == 0
+    table = tmp_path / "evolving"
+    first = kafkalake.ingest(
+        topic, table, bootstrap_servers=broker, metadata_columns=True, progress=False
+    )
+    assert first.rows == 200
+    for i, e in enumerate(events[200:]):
+        e["firmware"] = f"1.{i % 3}.0"
+        e["complexData"]["moreData99"] = float(i)
+        if i % 2:
+            e["note"] = None  # only nulls: no column yet, and not a dead letter
+        p.produce(topic, json.dumps(e).encode())
+    assert p.flush(30) == 0
+    second = kafkalake.ingest(
+        topic, table, bootstrap_servers=broker, metadata_columns=True, progress=False
+    )
+    assert (second.rows, second.dead_letters) == (200, 0)
+    schema = DeltaTable(str(table)).schema().to_arrow()
+    names = [f.name for f in pa.schema(schema)]
+    assert "firmware" in names and "note" not in names
+    t = query(table, """SELECT "_offset", firmware, "complexData"['moreData99'] AS m FROM t""")
+    rows = list(
+        zip(t.column(0).to_pylist(), t.column(1).to_pylist(), t.column(2).to_pylist(), strict=True)
+    )
+    old = [r for r in rows if r[1] is None]
+    new = [r for r in rows if r[1] is not None]
+    assert len(old) == 200 and all(m is None for _, _, m in old)
+    assert len(new) == 200 and {f for _, f, _ in new} == {"1.0.0", "1.1.0", "1.2.0"}
+    assert sorted(m for _, _, m in new) == [float(i) for i in range(200)]
+
+    # With an explicit schema, unknown fields are ignored instead.
+    fixed = kafkalake.ingest(
+        topic,
+        tmp_path / "fixed",
+        bootstrap_servers=broker,
+        schema=pa.schema([("eventId", pa.string()), ("value", pa.float64())]),
+        progress=False,
+    )
+    assert (fixed.rows, fixed.dead_letters) == (400, 0)
+
+
+def test_stored_offsets_beyond_the_log_end(broker: str, topic: str, tmp_path: Path) -> None:
+    """A table that remembers offsets the topic no longer has (the topic was
+    deleted and created again): a clear error, nothing written."""
+    from confluent_kafka.admin import AdminClient
+
+    produce_n(broker, topic, 300, partitions=1)
+    table = tmp_path / "t"
+    assert kafkalake.ingest(topic, table, bootstrap_servers=broker, progress=False).rows == 300
+    admin = AdminClient({"bootstrap.servers": broker})
+    for f in admin.delete_topics([topic]).values():
+        f.result(timeout=30)
+    produce_n(broker, topic, 10, partitions=1)
+    version = DeltaTable(str(table)).version()
+    with pytest.raises(kafkalake.exceptions.KafkaError, match="beyond the end"):
+        kafkalake.ingest(
+            topic, table, bootstrap_servers=broker, progress=False, group_id=f"new-{topic}"
+        )
+    assert DeltaTable(str(table)).version() == version

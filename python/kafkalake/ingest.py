@@ -156,6 +156,7 @@ def ingest(
     capture_namespace: str = "kafkalake",
     capture_eventhub: str | None = None,
     capture_codec: Literal["null", "deflate"] = "null",
+    evolve_schema: bool = True,
 ) -> IngestReport:
     """Ingest Kafka topics into a Delta table (or Parquet files), exactly once.
 
@@ -206,6 +207,11 @@ def ingest(
         capture_namespace, capture_eventhub: the ``{Namespace}`` and
             ``{EventHub}`` folders of Capture's layout (default event hub:
             the topic).
+        evolve_schema: when messages carry fields the table (or the
+            inferred schema) lacks, add them as nullable columns (nested
+            struct fields too) in a Delta commit of their own, then write the
+            rows with them; earlier rows read as null. Off, or with an
+            explicit ``schema``, unknown fields are ignored.
         capture_codec: Avro block codec, ``"null"`` (Capture's default) or
             ``"deflate"`` (Capture's ``AvroDeflate``).
 
@@ -291,6 +297,7 @@ def ingest(
         mode=mode,
         duration_s=duration,
         capture=capture,
+        evolve_schema=evolve_schema,
     )
     show = interactive() if progress is None else progress
     raw.start()

@@ -14,7 +14,7 @@ use arrow::array::{
     ArrayRef, BinaryBuilder, Int32Array, Int64Array, MapBuilder, MapFieldNames, RecordBatch,
     StringArray, StringBuilder, TimestampMillisecondArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::json::reader::{infer_json_schema_from_iterator, Decoder, ReaderBuilder};
 
 use crate::error::{Error, Result};
@@ -64,6 +64,9 @@ pub struct DecodeOptions {
     pub flatten: bool,
     /// Messages larger than this go to the dead letters.
     pub max_message_bytes: usize,
+    /// Report fields the schema lacks (as [`is_new_field`] errors) instead of
+    /// ignoring them, so the caller can widen the schema.
+    pub evolve: bool,
 }
 
 impl Default for DecodeOptions {
@@ -72,6 +75,7 @@ impl Default for DecodeOptions {
             metadata_columns: false,
             flatten: false,
             max_message_bytes: 8 * 1024 * 1024,
+            evolve: false,
         }
     }
 }
@@ -100,6 +104,52 @@ fn metadata_fields() -> Vec<Field> {
         Field::new("_key", DataType::Binary, true),
         Field::new("_headers", headers_type(), true),
     ]
+}
+
+/// Whether a decode error says the value has a field the schema lacks
+/// (with [`DecodeOptions::evolve`]).
+pub fn is_new_field(error: &str) -> bool {
+    error.contains("missing from schema")
+}
+
+/// `base` widened by the fields of `extra` it lacks (nullable, appended),
+/// recursively inside structs; fields `base` has keep their type. `None`
+/// when nothing is new.
+pub fn merge_additive(base: &Schema, extra: &Schema) -> Option<Schema> {
+    fn merge_fields(base: &Fields, extra: &Fields) -> Option<Fields> {
+        let mut out: Vec<Field> = Vec::with_capacity(base.len());
+        let mut changed = false;
+        for f in base.iter() {
+            match (
+                f.data_type(),
+                extra.find(f.name()).map(|(_, e)| e.data_type()),
+            ) {
+                (DataType::Struct(b), Some(DataType::Struct(e))) => match merge_fields(b, e) {
+                    Some(m) => {
+                        changed = true;
+                        out.push(f.as_ref().clone().with_data_type(DataType::Struct(m)));
+                    }
+                    None => out.push(f.as_ref().clone()),
+                },
+                _ => out.push(f.as_ref().clone()),
+            }
+        }
+        for e in extra.iter() {
+            // Only nulls seen so far: no type to add the column with yet.
+            let typed = match e.data_type() {
+                DataType::Null => false,
+                DataType::Struct(c) => !c.is_empty(),
+                _ => true,
+            };
+            if typed && base.find(e.name()).is_none() {
+                changed = true;
+                out.push(e.as_ref().clone().with_nullable(true));
+            }
+        }
+        changed.then(|| out.into())
+    }
+    merge_fields(base.fields(), extra.fields())
+        .map(|f| Schema::new_with_metadata(f, base.metadata().clone()))
 }
 
 /// Kafka headers as Arrow: `map<string, binary>`, with Delta's field names
@@ -199,6 +249,7 @@ impl JsonDecoder {
     fn arrow_decoder(&self, rows: usize) -> Result<Decoder> {
         Ok(ReaderBuilder::new(self.value_schema.clone())
             .with_batch_size(rows.max(1))
+            .with_strict_mode(self.opts.evolve)
             .build_decoder()?)
     }
 

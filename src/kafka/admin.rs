@@ -49,7 +49,9 @@ pub fn fetch_metadata<C: ClientContext + WatchErrors>(
     let deadline = Instant::now() + cfg.connect_timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let step = left.min(Duration::from_millis(250)).max(Duration::from_millis(1));
+        let step = left
+            .min(Duration::from_millis(250))
+            .max(Duration::from_millis(1));
         match client.fetch_metadata(topic, step) {
             Ok(md) => return Ok(md),
             Err(e) => {
@@ -102,8 +104,9 @@ impl rdkafka::producer::ProducerContext for Watcher {
 /// is named at once.
 pub fn check_topics(cfg: &KafkaConfig, topics: &[String]) -> Result<()> {
     use rdkafka::producer::Producer;
-    let probe: rdkafka::producer::ThreadedProducer<Watcher> =
-        cfg.client_config(&[]).create_with_context(Watcher::default())?;
+    let probe: rdkafka::producer::ThreadedProducer<Watcher> = cfg
+        .client_config(&[])
+        .create_with_context(Watcher::default())?;
     for t in topics {
         if partition_count(probe.client(), cfg, t)?.is_none() {
             return Err(Error::TopicNotFound {

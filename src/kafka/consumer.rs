@@ -188,6 +188,17 @@ impl Context {
             for p in parts {
                 let key = (topic.clone(), *p);
                 let offset = if let Some(o) = stored.get(p) {
+                    // The sink remembers offsets the log must still have: a
+                    // topic deleted and created again (or truncated) has fewer.
+                    let (_, high) = consumer.fetch_watermarks(topic, *p, self.timeout)?;
+                    if o + 1 > high {
+                        return Err(Error::Kafka(format!(
+                            "the data already holds {topic}[{p}] up to offset {o}, beyond the \
+                             end of the topic's log (next offset {high}): the topic was deleted \
+                             and created again, or truncated; write to a new table or \
+                             directory, or use another ingest name"
+                        )));
+                    }
                     Offset::Offset(o + 1)
                 } else if let Some(o) = committed.get(&key) {
                     Offset::Offset(*o)
@@ -512,7 +523,9 @@ impl BatchingConsumer {
                     }
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => {}
-                Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange))) => {
+                Some(Err(KafkaError::MessageConsumption(
+                    RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset,
+                ))) => {
                     return Err(Error::Kafka(
                         "an offset stored with the data is beyond the end of the topic's log \
                          (the topic was deleted, recreated or truncated); write to a new table \

@@ -116,7 +116,7 @@ impl RawIngest {
         start_timestamp_ms, max_rows, max_bytes, max_latency_s, sink, uri, storage_options,
         name, partition_by, date_column, target_file_size, checkpoint_interval, schema,
         metadata_columns, flatten, max_message_bytes, dead_letter_uri, mode, duration_s,
-        capture=None
+        capture=None, evolve_schema=true
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -148,6 +148,7 @@ impl RawIngest {
         mode: &str,
         duration_s: Option<f64>,
         capture: Option<(String, Option<String>, bool)>,
+        evolve_schema: bool,
     ) -> PyResult<Self> {
         let consumer = consumer_options(
             bootstrap_servers,
@@ -201,6 +202,7 @@ impl RawIngest {
                 metadata_columns,
                 flatten,
                 max_message_bytes,
+                evolve: evolve_schema,
             },
             date_column: date_column.map(|(source, name)| DateColumn { source, name }),
             sink,
@@ -383,6 +385,7 @@ impl RawBatchConsumer {
                 metadata_columns,
                 flatten,
                 max_message_bytes,
+                evolve: false,
             },
             decoders: HashMap::new(),
         })

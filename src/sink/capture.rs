@@ -24,8 +24,8 @@ use std::sync::{Arc, OnceLock};
 use apache_avro::types::Value;
 use apache_avro::{Codec, DeflateSettings, Reader, Schema, Writer};
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryBuilder, Int64Builder, MapBuilder, MapFieldNames,
-    RecordBatch, StringBuilder, TimestampMillisecondBuilder,
+    Array, ArrayRef, AsArray, BinaryBuilder, Int64Builder, MapBuilder, MapFieldNames, RecordBatch,
+    StringBuilder, TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Int64Type, Schema as ArrowSchema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
@@ -136,8 +136,8 @@ pub fn encode(
     metadata: &[(&str, String)],
 ) -> Result<Vec<u8>> {
     let offsets = column(batch, OFFSET_COLUMN)?.as_primitive::<Int64Type>();
-    let times = column(batch, RAW_TIMESTAMP)?
-        .as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+    let times =
+        column(batch, RAW_TIMESTAMP)?.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
     let keys = column(batch, RAW_KEY)?.as_binary::<i32>();
     let headers = column(batch, RAW_HEADERS)?.as_map();
     let values = column(batch, RAW_VALUE)?.as_binary::<i32>();
@@ -221,14 +221,14 @@ impl Sink for CaptureSink {
             let mut out = BTreeMap::new();
             for p in partitions {
                 let prefix = partition_prefix(&self.opts, topic, *p);
-                let files: Vec<_> = self
-                    .store
-                    .list(Some(&prefix))
-                    .try_collect()
-                    .await
-                    .map_err(|e| {
-                        Error::Storage(format!("listing '{}': {e}", self.opts.location.uri))
-                    })?;
+                let files: Vec<_> =
+                    self.store
+                        .list(Some(&prefix))
+                        .try_collect()
+                        .await
+                        .map_err(|e| {
+                            Error::Storage(format!("listing '{}': {e}", self.opts.location.uri))
+                        })?;
                 if let Some(last) = files
                     .iter()
                     .filter_map(|m| m.location.filename().and_then(parse_range).map(|(_, l)| l))
@@ -609,7 +609,9 @@ mod tests {
                     )
                     .with_timezone("UTC"),
                 ),
-                Arc::new(BinaryArray::from_iter(msgs.iter().map(|m| m.key.as_deref()))),
+                Arc::new(BinaryArray::from_iter(
+                    msgs.iter().map(|m| m.key.as_deref()),
+                )),
                 headers_array(msgs.iter()),
                 Arc::new(BinaryArray::from_iter(
                     msgs.iter().map(|m| m.value.as_deref()),
@@ -643,13 +645,10 @@ mod tests {
             },
         ];
         for codec in [CaptureCodec::Null, CaptureCodec::Deflate] {
-            let bytes = encode(&raw_batch(&msgs), codec, &[("kafkalake.topic", "t".into())])
-                .unwrap();
+            let bytes =
+                encode(&raw_batch(&msgs), codec, &[("kafkalake.topic", "t".into())]).unwrap();
             let reader = Reader::new(&bytes[..]).unwrap();
-            assert_eq!(
-                reader.user_metadata().get("kafkalake.topic").unwrap(),
-                b"t"
-            );
+            assert_eq!(reader.user_metadata().get("kafkalake.topic").unwrap(), b"t");
             let b = decode_file("f.avro", &bytes).unwrap();
             assert_eq!(b.num_rows(), 2);
             let seq = b.column(0).as_primitive::<Int64Type>();
@@ -676,8 +675,14 @@ mod tests {
     #[test]
     fn enqueued_time_format_matches_capture() {
         let t = DateTime::<Utc>::from_timestamp_millis(1_593_100_049_000).unwrap();
-        assert_eq!(t.format(ENQUEUED_FORMAT).to_string(), "6/25/2020 3:47:29 PM");
-        assert_eq!(parse_enqueued("6/25/2020 3:47:29 PM"), Some(1_593_100_049_000));
+        assert_eq!(
+            t.format(ENQUEUED_FORMAT).to_string(),
+            "6/25/2020 3:47:29 PM"
+        );
+        assert_eq!(
+            parse_enqueued("6/25/2020 3:47:29 PM"),
+            Some(1_593_100_049_000)
+        );
     }
 
     #[test]

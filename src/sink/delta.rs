@@ -417,6 +417,65 @@ fn filter_offsets(batch: &RecordBatch, done: i64) -> Option<RecordBatch> {
 /// Name of the offset column every chunk batch carries until it is written.
 pub const OFFSET_COLUMN: &str = "__kafkalake_offset";
 
+impl DeltaSink {
+    /// Add the columns of `wanted` the table lacks, in a commit of their own
+    /// (retried if another writer commits first; a no-op if it already added them).
+    fn add_columns(&mut self, wanted: &SchemaRef) -> Result<()> {
+        use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+        use deltalake::kernel::{MetadataExt, StructType};
+        for _ in 0..10 {
+            block_on(self.table.update_incremental(None)).map_err(|e| delta_err("reload", e))?;
+            let current = arrow_schema(&self.table)?;
+            let Some(merged) = crate::decode::merge_additive(&current, wanted) else {
+                self.schema = current;
+                return Ok(());
+            };
+            let added: Vec<String> = merged
+                .fields()
+                .iter()
+                .filter(|f| current.field_with_name(f.name()).is_err())
+                .map(|f| f.name().clone())
+                .collect();
+            let result = block_on(async {
+                let kernel: StructType = (&merged).try_into_kernel()?;
+                let snapshot = self.table.snapshot()?;
+                let metadata = snapshot.metadata().clone().with_schema(&kernel)?;
+                let fields: Vec<_> = kernel
+                    .fields()
+                    .filter(|f| added.contains(f.name()))
+                    .cloned()
+                    .collect();
+                CommitBuilder::from(CommitProperties::default().with_create_checkpoint(false))
+                    .with_actions(vec![Action::Metadata(metadata)])
+                    .build(
+                        Some(snapshot),
+                        self.table.log_store(),
+                        DeltaOperation::AddColumn { fields },
+                    )
+                    .await
+                    .map(|_| ())
+            });
+            match result {
+                Ok(()) => continue, // reload and confirm on the next turn
+                Err(e) if is_conflict(&e) => continue,
+                Err(e) => {
+                    return Err(delta_err(
+                        &format!(
+                            "adding new columns to the Delta table at '{}'",
+                            self.opts.location.uri
+                        ),
+                        e,
+                    ))
+                }
+            }
+        }
+        Err(Error::Delta(format!(
+            "could not add new columns to '{}' after 10 attempts (concurrent schema changes)",
+            self.opts.location.uri
+        )))
+    }
+}
+
 impl Sink for DeltaSink {
     fn stored_offsets(&mut self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, i64>> {
         self.stored_versions(topic, partitions)
@@ -439,6 +498,10 @@ impl Sink for DeltaSink {
             "gave up after 20 commit conflicts on the Delta table at '{}'",
             self.opts.location.uri
         )))
+    }
+
+    fn evolve_schema(&mut self, wanted: &SchemaRef) -> Result<()> {
+        self.add_columns(wanted)
     }
 
     fn describe(&self) -> String {

@@ -58,6 +58,13 @@ pub trait Sink: Send {
 
     /// Where it writes, for messages.
     fn describe(&self) -> String;
+
+    /// Widen the sink's schema with the columns of `wanted` it lacks (new
+    /// fields seen in the data). Sinks without a schema of their own (files)
+    /// take any schema and need nothing.
+    fn evolve_schema(&mut self, _wanted: &arrow::datatypes::SchemaRef) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Parquet writer settings for ingested rows: dictionary encoding only for

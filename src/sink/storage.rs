@@ -55,8 +55,9 @@ pub fn canonical_uri(uri: &str) -> Result<String> {
             "'{uri}' has the unsupported scheme '{scheme}://'; {usage}"
         )));
     }
-    let url = Url::parse(uri)
-        .map_err(|e| Error::InvalidArgument(format!("'{uri}' is not a valid URL ({e}); {usage}")))?;
+    let url = Url::parse(uri).map_err(|e| {
+        Error::InvalidArgument(format!("'{uri}' is not a valid URL ({e}); {usage}"))
+    })?;
     let host = url.host_str().unwrap_or_default();
     let account = host
         .strip_suffix(".blob.core.windows.net")
@@ -69,7 +70,11 @@ pub fn canonical_uri(uri: &str) -> Result<String> {
                  got '{host}'); {usage}"
             ))
         })?;
-    let mut segments = url.path_segments().into_iter().flatten().filter(|s| !s.is_empty());
+    let mut segments = url
+        .path_segments()
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty());
     let container = segments.next().ok_or_else(|| {
         Error::InvalidArgument(format!(
             "'{uri}' names no container: https://{host}/<container>/<path>"
@@ -127,10 +132,7 @@ impl Location {
             return Ok(());
         }
         let store = self.store()?;
-        let probe = Path::from(format!(
-            "_kafkalake_access_check_{}",
-            std::process::id()
-        ));
+        let probe = Path::from(format!("_kafkalake_access_check_{}", std::process::id()));
         block_on(async {
             let err = |what: &str, e: object_store::Error| {
                 Error::Storage(format!("cannot {what} '{}': {e}", self.uri))
@@ -144,7 +146,10 @@ impl Location {
                 .put(&probe, PutPayload::from_static(b"kafkalake"))
                 .await
                 .map_err(|e| err("write to", e))?;
-            store.delete(&probe).await.map_err(|e| err("delete from", e))?;
+            store
+                .delete(&probe)
+                .await
+                .map_err(|e| err("delete from", e))?;
             Ok(())
         })
     }
@@ -164,7 +169,12 @@ mod tests {
             canonical_uri("https://acct.dfs.core.windows.net/lake").unwrap(),
             "abfss://lake@acct.dfs.core.windows.net/"
         );
-        for kept in ["/tmp/x", "az://c/p", "abfss://c@a.dfs.core.windows.net/p", "file:///x"] {
+        for kept in [
+            "/tmp/x",
+            "az://c/p",
+            "abfss://c@a.dfs.core.windows.net/p",
+            "file:///x",
+        ] {
             assert_eq!(canonical_uri(kept).unwrap(), kept);
         }
     }
