@@ -752,6 +752,8 @@ fn dead_letter_options(opts: &IngestOptions) -> DeltaOptions {
         partition_by: Vec::new(),
         target_file_size: None,
         checkpoint_interval: 100,
+        compact_interval: 0,
+        compact: Default::default(),
     }
 }
 

@@ -448,3 +448,55 @@ def test_stored_offsets_beyond_the_log_end(broker: str, topic: str, tmp_path: Pa
             topic, table, bootstrap_servers=broker, progress=False, group_id=f"new-{topic}"
         )
     assert DeltaTable(str(table)).version() == version
+
+
+def test_compaction_keeps_rows_and_offsets(broker: str, topic: str, tmp_path: Path) -> None:
+    per_part = produce_n(broker, topic, 4000, partitions=2, seed=21)
+    table = tmp_path / "small-files"
+    kafkalake.ingest(
+        topic,
+        table,
+        bootstrap_servers=broker,
+        metadata_columns=True,
+        max_rows=150,
+        progress=False,
+    )
+    before = DeltaTable(str(table))
+    files_before = len(before.file_uris())
+    sql = 'SELECT "_partition", "_offset", "eventId", "value" FROM t ORDER BY 1, 2'
+    rows_before = query(table, sql)
+    report = kafkalake.compact(table, min_files=4)
+    after = DeltaTable(str(table))
+    assert report.files_removed == files_before > report.files_added >= 1
+    assert report.rows == 4000 and report.version == after.version() == before.version() + 1
+    assert len(after.file_uris()) == report.files_added
+    assert query(table, sql).equals(rows_before)
+    assert after.history(1)[0]["operation"] == "OPTIMIZE"
+    assert kafkalake.compact(table, min_files=4).version is None  # nothing small left
+    # The offsets stored in the table survive: a new run adds nothing.
+    again = kafkalake.ingest(
+        topic,
+        table,
+        bootstrap_servers=broker,
+        metadata_columns=True,
+        group_id=f"x-{topic}",
+        progress=False,
+    )
+    assert again.rows == 0
+    assert sorted(offsets_in_delta(table)) == expected_offsets(per_part)
+
+    # Periodic compaction during an ingest.
+    periodic = tmp_path / "periodic"
+    r = kafkalake.ingest(
+        topic,
+        periodic,
+        bootstrap_servers=broker,
+        metadata_columns=True,
+        max_rows=100,
+        compact_every=5,
+        compact_min_files=4,
+        progress=False,
+    )
+    assert r.commits >= 10
+    assert len(DeltaTable(str(periodic)).file_uris()) < r.files
+    assert sorted(offsets_in_delta(periodic)) == expected_offsets(per_part)

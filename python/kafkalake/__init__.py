@@ -18,12 +18,20 @@ from kafkalake.capture import read_capture
 from kafkalake.embedded import EmbeddedKafka
 from kafkalake.eventhubs import EventHubs
 from kafkalake.generate import PROFILES, Profile, generate, profile_schema, sample
-from kafkalake.ingest import BatchConsumer, ConsumedBatch, IngestReport, ingest
+from kafkalake.ingest import (
+    BatchConsumer,
+    CompactReport,
+    ConsumedBatch,
+    IngestReport,
+    compact,
+    ingest,
+)
 from kafkalake.producer import Compression, ProduceReport, produce, produce_arrow
 
 __all__ = [
     "PROFILES",
     "BatchConsumer",
+    "CompactReport",
     "Compression",
     "ConsumedBatch",
     "EmbeddedKafka",
@@ -32,6 +40,7 @@ __all__ = [
     "ProduceReport",
     "Profile",
     "__version__",
+    "compact",
     "exceptions",
     "generate",
     "ingest",

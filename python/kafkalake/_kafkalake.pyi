@@ -9,6 +9,7 @@ __all__ = [
     "RawIngest",
     "RawProduceJob",
     "__version__",
+    "compact_table",
     "generate",
     "profile_schema",
     "profiles",
@@ -105,6 +106,13 @@ class RawEmbeddedKafka:
     @staticmethod
     def retention() -> tuple[int, int]: ...
 
+def compact_table(
+    uri: str,
+    *,
+    storage_options: dict[str, str],
+    target_file_size: int,
+    min_files: int,
+) -> tuple[int, int, int, int | None]: ...
 def read_capture(
     uri: str,
     *,
@@ -147,6 +155,7 @@ class RawIngest:
         duration_s: float | None,
         capture: tuple[str, str | None, bool] | None = None,
         evolve_schema: bool = True,
+        compact: tuple[int, int, int] | None = None,
     ) -> RawIngest: ...
     def start(self) -> None: ...
     def wait(self, timeout_s: float) -> bool: ...

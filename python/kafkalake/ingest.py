@@ -16,7 +16,15 @@ from kafkalake._config import ConfigValue, librdkafka_config, positive
 from kafkalake._progress import interactive
 from kafkalake.exceptions import InvalidArgumentError, KafkalakeError
 
-__all__ = ["BatchConsumer", "ConsumedBatch", "IngestReport", "Start", "ingest"]
+__all__ = [
+    "BatchConsumer",
+    "CompactReport",
+    "ConsumedBatch",
+    "IngestReport",
+    "Start",
+    "compact",
+    "ingest",
+]
 
 Start = Literal["earliest", "latest"] | datetime | Mapping[tuple[str, int], int]
 """Where partitions with nothing stored start: the oldest message, new ones
@@ -24,6 +32,7 @@ only, the first message at or after a time, or explicit offsets per
 (topic, partition)."""
 
 _POLL_SECONDS = 0.1
+_DEFAULT_TARGET = 128 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -157,6 +166,8 @@ def ingest(
     capture_eventhub: str | None = None,
     capture_codec: Literal["null", "deflate"] = "null",
     evolve_schema: bool = True,
+    compact_every: int | None = None,
+    compact_min_files: int = 8,
 ) -> IngestReport:
     """Ingest Kafka topics into a Delta table (or Parquet files), exactly once.
 
@@ -212,6 +223,10 @@ def ingest(
             struct fields too) in a Delta commit of their own, then write the
             rows with them; earlier rows read as null. Off, or with an
             explicit ``schema``, unknown fields are ignored.
+        compact_every: every this many commits, rewrite the small files
+            of each partition value (at least ``compact_min_files`` of them,
+            under half of ``target_file_size``, default 128 MiB) into larger
+            ones; see :func:`compact`. Off by default.
         capture_codec: Avro block codec, ``"null"`` (Capture's default) or
             ``"deflate"`` (Capture's ``AvroDeflate``).
 
@@ -267,6 +282,18 @@ def ingest(
     positive("max_message_bytes", max_message_bytes, integer=True)
     positive("checkpoint_interval", checkpoint_interval, integer=True)
     positive("target_file_size", target_file_size, integer=True)
+    positive("compact_every", compact_every, integer=True)
+    if not isinstance(compact_min_files, int) or compact_min_files < 2:
+        raise InvalidArgumentError(
+            f"compact_min_files must be at least 2, got {compact_min_files!r}"
+        )
+    if compact_every is not None and format != "delta":
+        raise InvalidArgumentError("compact_every applies to the delta format only")
+    compact_args = (
+        None
+        if compact_every is None
+        else (compact_every, target_file_size or _DEFAULT_TARGET, compact_min_files)
+    )
     raw = _kafkalake.RawIngest(
         **_consumer_args(
             topics,
@@ -298,6 +325,7 @@ def ingest(
         duration_s=duration,
         capture=capture,
         evolve_schema=evolve_schema,
+        compact=compact_args,
     )
     show = interactive() if progress is None else progress
     raw.start()
@@ -320,6 +348,46 @@ def ingest(
             error.report = report
         raise error
     return report
+
+
+@dataclass(frozen=True)
+class CompactReport:
+    """What :func:`compact` did."""
+
+    files_removed: int
+    files_added: int
+    rows: int
+    version: int | None
+    """The table version of the compaction commit (``None``: nothing to do)."""
+
+
+def compact(
+    table: str | Path,
+    *,
+    storage_options: Mapping[str, str] | None = None,
+    target_file_size: int = _DEFAULT_TARGET,
+    min_files: int = 8,
+) -> CompactReport:
+    """Rewrite a Delta table's small files into larger ones.
+
+    Files under half of ``target_file_size`` are grouped by partition value;
+    a group with at least ``min_files`` of them is rewritten into files of up
+    to ``target_file_size``, in one commit that removes the old files and
+    adds the new ones with ``dataChange = false`` (the rows, and the ingest's
+    offsets, are unchanged; streaming readers see no new data). Safe while
+    ingests append to the table. The old files stay on storage until a
+    ``VACUUM`` (``deltalake.DeltaTable.vacuum``) removes them.
+    """
+    positive("target_file_size", target_file_size, integer=True)
+    if not isinstance(min_files, int) or min_files < 2:
+        raise InvalidArgumentError(f"min_files must be at least 2, got {min_files!r}")
+    removed, added, rows, version = _kafkalake.compact_table(
+        _uri(table),
+        storage_options=dict(storage_options or {}),
+        target_file_size=target_file_size,
+        min_files=min_files,
+    )
+    return CompactReport(removed, added, rows, version)
 
 
 class _IngestProgress:

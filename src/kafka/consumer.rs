@@ -127,6 +127,9 @@ struct Assignment {
     assigned_once: bool,
     /// An error from the rebalance callback, raised by the main loop.
     error: Option<Error>,
+    /// Partitions (re)assigned since the main loop last looked: their start
+    /// was chosen afresh, so whatever is buffered for them will come again.
+    reset: HashSet<(String, i32)>,
 }
 
 struct Context {
@@ -262,7 +265,9 @@ impl ConsumerContext for Context {
                 }
                 if let Ok(mut s) = self.state.lock() {
                     for e in tpl.elements() {
-                        s.current.insert((e.topic().to_string(), e.partition()));
+                        let key = (e.topic().to_string(), e.partition());
+                        s.current.insert(key.clone());
+                        s.reset.insert(key);
                     }
                     s.generation += 1;
                     s.assigned_once = true;
@@ -398,9 +403,15 @@ impl BatchingConsumer {
         if s.generation != self.generation {
             self.generation = s.generation;
             let current = s.current.clone();
+            let reset = std::mem::take(&mut s.reset);
             drop(s);
-            self.buffers.retain(|k, _| current.contains(k));
-            self.next.retain(|k, _| current.contains(k));
+            // Revoked partitions are someone else's now; re-assigned ones
+            // restart from the stored offsets, so what is buffered for them
+            // (not yet written) will be delivered again: keeping it would
+            // write it twice.
+            let keep = |k: &(String, i32)| current.contains(k) && !reset.contains(k);
+            self.buffers.retain(|k, _| keep(k));
+            self.next.retain(|k, _| keep(k));
             self.rows = self.buffers.values().map(|b| b.messages.len()).sum();
             self.bytes = self.buffers.values().map(|b| b.bytes).sum();
             if self.rows == 0 {
@@ -437,6 +448,10 @@ impl BatchingConsumer {
     /// Whether every assigned partition has been read up to the high
     /// watermark it had when first seen (Spark's AvailableNow).
     pub fn caught_up(&mut self) -> bool {
+        // An assignment the poll loop has not applied yet: not known.
+        if self.shared_generation.load(Ordering::Acquire) != self.generation {
+            return false;
+        }
         let Ok(s) = self.state.lock() else {
             return false;
         };
@@ -516,6 +531,11 @@ impl BatchingConsumer {
                 }
                 // At the end of a partition: remember where that is.
                 Some(Err(KafkaError::PartitionEOF(p))) if self.opts.topics.len() == 1 => {
+                    // Apply a new assignment first, or the end recorded here
+                    // would be dropped with the partition's old state.
+                    if self.shared_generation.load(Ordering::Acquire) != self.generation {
+                        self.sync_assignment()?;
+                    }
                     let key = (self.opts.topics[0].clone(), p);
                     if let Some(h) = self.cached_high_watermark(&key.0, p) {
                         self.start_hwm.entry(key.clone()).or_insert(h);

@@ -20,6 +20,7 @@ use crate::ingest::{
 use crate::kafka::config::KafkaConfig;
 use crate::kafka::consumer::{BatchLimits, BatchingConsumer, ConsumerOptions, StartFrom};
 use crate::sink::capture::{CaptureCodec, CaptureOptions};
+use crate::sink::compact::CompactOptions;
 use crate::sink::delta::DeltaOptions;
 use crate::sink::storage::Location;
 
@@ -116,7 +117,7 @@ impl RawIngest {
         start_timestamp_ms, max_rows, max_bytes, max_latency_s, sink, uri, storage_options,
         name, partition_by, date_column, target_file_size, checkpoint_interval, schema,
         metadata_columns, flatten, max_message_bytes, dead_letter_uri, mode, duration_s,
-        capture=None, evolve_schema=true
+        capture=None, evolve_schema=true, compact=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -149,6 +150,7 @@ impl RawIngest {
         duration_s: Option<f64>,
         capture: Option<(String, Option<String>, bool)>,
         evolve_schema: bool,
+        compact: Option<(u64, u64, usize)>,
     ) -> PyResult<Self> {
         let consumer = consumer_options(
             bootstrap_servers,
@@ -174,6 +176,13 @@ impl RawIngest {
                 partition_by,
                 target_file_size,
                 checkpoint_interval,
+                compact_interval: compact.map_or(0, |c| c.0),
+                compact: compact.map_or_else(Default::default, |(_, size, min_files)| {
+                    CompactOptions {
+                        target_file_size: size,
+                        min_files,
+                    }
+                }),
             }),
             "capture" => {
                 let (namespace, eventhub, deflate) = capture.unwrap_or_default();
@@ -523,4 +532,35 @@ pub fn read_capture(
         })
         .py()?;
     PyTable::try_new(batches, schema)
+}
+
+/// Compact the small files of the Delta table at `uri`:
+/// `(files removed, files added, rows, new version)`.
+#[pyfunction]
+#[pyo3(signature = (uri, *, storage_options, target_file_size, min_files))]
+pub fn compact_table(
+    py: Python<'_>,
+    uri: String,
+    storage_options: HashMap<String, String>,
+    target_file_size: u64,
+    min_files: usize,
+) -> PyResult<(u64, u64, u64, Option<i64>)> {
+    let location = Location {
+        uri,
+        options: storage_options,
+    };
+    let out = py
+        .detach(move || {
+            let mut table = crate::sink::delta::open(&location)?
+                .ok_or_else(|| Error::Table(format!("'{}' is not a Delta table", location.uri)))?;
+            crate::runtime::block_on(crate::sink::compact::compact(
+                &mut table,
+                CompactOptions {
+                    target_file_size,
+                    min_files,
+                },
+            ))
+        })
+        .py()?;
+    Ok((out.files_removed, out.files_added, out.rows, out.version))
 }

@@ -21,6 +21,7 @@ fn _kafkalake(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<embedded::RawEmbeddedKafka>()?;
     m.add_class::<ingest::RawIngest>()?;
     m.add_function(wrap_pyfunction!(ingest::read_capture, m)?)?;
+    m.add_function(wrap_pyfunction!(ingest::compact_table, m)?)?;
     m.add_class::<ingest::RawBatchConsumer>()?;
     Ok(())
 }

@@ -44,6 +44,10 @@ pub struct DeltaOptions {
     pub target_file_size: Option<u64>,
     /// Write a checkpoint every this many commits (0: never).
     pub checkpoint_interval: u64,
+    /// Compact small files every this many commits (0: never).
+    pub compact_interval: u64,
+    /// Which files compaction rewrites.
+    pub compact: super::compact::CompactOptions,
 }
 
 /// The txn app id of one partition.
@@ -51,7 +55,7 @@ pub fn app_id(app: &str, topic: &str, partition: i32) -> String {
     format!("{app}-{topic}-{partition}")
 }
 
-fn delta_err(what: &str, e: DeltaTableError) -> Error {
+pub(crate) fn delta_err(what: &str, e: DeltaTableError) -> Error {
     match e {
         DeltaTableError::ObjectStore { source } => Error::Storage(format!("{what}: {source}")),
         other => Error::Delta(format!("{what}: {other}")),
@@ -222,7 +226,7 @@ pub struct DeltaSink {
     commits: u64,
 }
 
-fn is_conflict(e: &DeltaTableError) -> bool {
+pub(crate) fn is_conflict(e: &DeltaTableError) -> bool {
     matches!(
         e,
         DeltaTableError::Transaction {
@@ -362,6 +366,10 @@ impl DeltaSink {
                 {
                     block_on(deltalake::checkpoints::create_checkpoint(&self.table, None))
                         .map_err(|e| delta_err("writing a checkpoint", e))?;
+                }
+                if self.opts.compact_interval > 0 && self.commits % self.opts.compact_interval == 0
+                {
+                    block_on(super::compact::compact(&mut self.table, self.opts.compact))?;
                 }
                 Ok(Some(WriteOutcome {
                     rows,

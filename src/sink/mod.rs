@@ -4,6 +4,7 @@
 //! written per partition, which is what makes ingest exactly-once.
 
 pub mod capture;
+pub mod compact;
 pub mod delta;
 pub mod parquet;
 pub mod storage;
