@@ -442,14 +442,7 @@ impl Ingest {
                         })
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let outcome = self
-                    .sink
-                    .lock()
-                    .map_err(|_| Error::Kafka("sink lock poisoned".into()))?
-                    .write(&topic, chunks)?;
-                m.rows.fetch_add(outcome.rows, Ordering::Relaxed);
-                m.files.fetch_add(outcome.files, Ordering::Relaxed);
-                m.commits.fetch_add(1, Ordering::Relaxed);
+                self.write_to_sink(&topic, chunks)?;
                 continue;
             }
             let all: Vec<&RawMessage> = parts.iter().flat_map(|(_, ms)| ms.iter()).collect();
@@ -488,14 +481,7 @@ impl Ingest {
                 // Only dead letters so far: no schema to create the table with.
                 continue;
             }
-            let outcome = self
-                .sink
-                .lock()
-                .map_err(|_| Error::Kafka("sink lock poisoned".into()))?
-                .write(&topic, chunks)?;
-            m.rows.fetch_add(outcome.rows, Ordering::Relaxed);
-            m.files.fetch_add(outcome.files, Ordering::Relaxed);
-            m.commits.fetch_add(1, Ordering::Relaxed);
+            self.write_to_sink(&topic, chunks)?;
         }
         m.batches.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut l) = m.latencies.lock() {
@@ -504,6 +490,20 @@ impl Ingest {
         // The data is durable: let lag tools see the progress. A failure here
         // loses nothing (the sink is the source of truth), so it is not fatal.
         let _ = self.consumer.commit(&offsets);
+        Ok(())
+    }
+
+    /// One sink write, counted in the metrics.
+    fn write_to_sink(&mut self, topic: &str, chunks: Vec<PartitionChunk>) -> Result<()> {
+        let outcome = self
+            .sink
+            .lock()
+            .map_err(|_| Error::Kafka("sink lock poisoned".into()))?
+            .write(topic, chunks)?;
+        let m = &self.metrics;
+        m.rows.fetch_add(outcome.rows, Ordering::Relaxed);
+        m.files.fetch_add(outcome.files, Ordering::Relaxed);
+        m.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

@@ -171,16 +171,21 @@ pub fn headers_type() -> DataType {
     )
 }
 
-/// The `_headers` column of `messages` (null where a message has none).
-pub fn headers_array<'a>(messages: impl Iterator<Item = &'a RawMessage>) -> ArrayRef {
+/// A builder of [`headers_type`] columns.
+pub fn string_binary_map_builder() -> MapBuilder<StringBuilder, BinaryBuilder> {
     let names = MapFieldNames {
         entry: "key_value".into(),
         key: "key".into(),
         value: "value".into(),
     };
-    let mut b = MapBuilder::new(Some(names), StringBuilder::new(), BinaryBuilder::new())
+    MapBuilder::new(Some(names), StringBuilder::new(), BinaryBuilder::new())
         .with_keys_field(Arc::new(Field::new("key", DataType::Utf8, false)))
-        .with_values_field(Arc::new(Field::new("value", DataType::Binary, true)));
+        .with_values_field(Arc::new(Field::new("value", DataType::Binary, true)))
+}
+
+/// The `_headers` column of `messages` (null where a message has none).
+pub fn headers_array<'a>(messages: impl Iterator<Item = &'a RawMessage>) -> ArrayRef {
+    let mut b = string_binary_map_builder();
     for m in messages {
         match &m.headers {
             Some(hs) => {

@@ -24,8 +24,8 @@ use std::sync::{Arc, OnceLock};
 use apache_avro::types::Value;
 use apache_avro::{Codec, DeflateSettings, Reader, Schema, Writer};
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryBuilder, Int64Builder, MapBuilder, MapFieldNames, RecordBatch,
-    StringBuilder, TimestampMillisecondBuilder,
+    Array, ArrayRef, AsArray, BinaryBuilder, Int64Builder, MapBuilder, RecordBatch, StringBuilder,
+    TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Int64Type, Schema as ArrowSchema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
@@ -35,7 +35,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::delta::{skip_stored, OFFSET_COLUMN};
 use super::storage::Location;
-use super::{PartitionChunk, Sink, WriteOutcome};
+use super::{last_offset_in_names, PartitionChunk, Sink, WriteOutcome};
 use crate::error::{Error, Result};
 use crate::runtime::block_on;
 
@@ -217,28 +217,17 @@ impl CaptureSink {
 
 impl Sink for CaptureSink {
     fn stored_offsets(&mut self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, i64>> {
-        block_on(async {
-            let mut out = BTreeMap::new();
-            for p in partitions {
-                let prefix = partition_prefix(&self.opts, topic, *p);
-                let files: Vec<_> =
-                    self.store
-                        .list(Some(&prefix))
-                        .try_collect()
-                        .await
-                        .map_err(|e| {
-                            Error::Storage(format!("listing '{}': {e}", self.opts.location.uri))
-                        })?;
-                if let Some(last) = files
-                    .iter()
-                    .filter_map(|m| m.location.filename().and_then(parse_range).map(|(_, l)| l))
-                    .max()
-                {
-                    out.insert(*p, last);
-                }
+        let mut out = BTreeMap::new();
+        for p in partitions {
+            let prefix = partition_prefix(&self.opts, topic, *p);
+            let uri = &self.opts.location.uri;
+            if let Some(last) =
+                last_offset_in_names(self.store.as_ref(), &prefix, uri, parse_range)?
+            {
+                out.insert(*p, last);
             }
-            Ok(out)
-        })
+        }
+        Ok(out)
     }
 
     fn write(&mut self, topic: &str, chunks: Vec<PartitionChunk>) -> Result<WriteOutcome> {
@@ -345,16 +334,7 @@ struct ReadBuilders {
     file: StringBuilder,
 }
 
-fn map_builder() -> MapBuilder<StringBuilder, BinaryBuilder> {
-    let names = MapFieldNames {
-        entry: "key_value".into(),
-        key: "key".into(),
-        value: "value".into(),
-    };
-    MapBuilder::new(Some(names), StringBuilder::new(), BinaryBuilder::new())
-        .with_keys_field(Arc::new(Field::new("key", DataType::Utf8, false)))
-        .with_values_field(Arc::new(Field::new("value", DataType::Binary, true)))
-}
+use crate::decode::string_binary_map_builder as map_builder;
 
 impl ReadBuilders {
     fn new() -> Self {

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
@@ -21,7 +20,7 @@ use parquet::basic::{Compression, ZstdLevel};
 
 use super::delta::{skip_stored, OFFSET_COLUMN};
 use super::storage::Location;
-use super::{PartitionChunk, Sink, WriteOutcome};
+use super::{last_offset_in_names, PartitionChunk, Sink, WriteOutcome};
 use crate::error::{Error, Result};
 use crate::runtime::block_on;
 
@@ -86,26 +85,19 @@ fn without_offset_column(batch: &RecordBatch) -> Result<RecordBatch> {
 
 impl Sink for ParquetSink {
     fn stored_offsets(&mut self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, i64>> {
-        block_on(async {
-            let mut out = BTreeMap::new();
-            for p in partitions {
-                let prefix = Path::from(format!("{topic}/partition={p}"));
-                let files: Vec<_> = self
-                    .store
-                    .list(Some(&prefix))
-                    .try_collect()
-                    .await
-                    .map_err(|e| Error::Storage(format!("listing '{}': {e}", self.location.uri)))?;
-                if let Some(last) = files
-                    .iter()
-                    .filter_map(|m| m.location.filename().and_then(parse_range).map(|(_, l)| l))
-                    .max()
-                {
-                    out.insert(*p, last);
-                }
+        let mut out = BTreeMap::new();
+        for p in partitions {
+            let prefix = Path::from(format!("{topic}/partition={p}"));
+            if let Some(last) = last_offset_in_names(
+                self.store.as_ref(),
+                &prefix,
+                &self.location.uri,
+                parse_range,
+            )? {
+                out.insert(*p, last);
             }
-            Ok(out)
-        })
+        }
+        Ok(out)
     }
 
     fn write(&mut self, topic: &str, chunks: Vec<PartitionChunk>) -> Result<WriteOutcome> {
