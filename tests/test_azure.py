@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import fastavro
@@ -464,3 +465,68 @@ def test_throttling_and_dropped_connections_are_retried(
         else parquet_offsets(azurite, container, "flaky/")
     )
     assert sorted(w) == expected(per_part), "nothing lost, nothing twice"
+
+
+def test_sas_token_and_environment_credentials(
+    broker: str, topic: str, azurite: Azurite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The other ways users hand over credentials: a container SAS token in
+    storage_options, and the standard AZURE_* environment variables (as a
+    .env file would set them) with no storage_options at all."""
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    per_part = produce_n(broker, topic, 600, partitions=2)
+    container = azurite.container()
+    sas = generate_container_sas(
+        "devstoreaccount1",
+        container,
+        account_key=AZURITE_KEY,
+        permission=ContainerSasPermissions(read=True, write=True, delete=True, list=True),
+        expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+    )
+    opts = {
+        "azure_storage_use_emulator": "true",
+        "azure_storage_account_name": "devstoreaccount1",
+        "azure_storage_sas_token": sas,
+    }
+    r = kafkalake.ingest(
+        topic,
+        f"az://{container}/sas",
+        bootstrap_servers=broker,
+        format="parquet",
+        storage_options=opts,
+        metadata_columns=True,
+        progress=False,
+    )
+    assert r.rows == 600
+    assert sorted(parquet_offsets(azurite, container, "sas/")) == expected(per_part)
+
+    env = tmp_path / ".env"
+    env.write_text(
+        "AZURE_STORAGE_USE_EMULATOR=true\n"
+        "AZURE_STORAGE_ACCOUNT_NAME=devstoreaccount1\n"
+        f"AZURE_STORAGE_ACCOUNT_KEY={AZURITE_KEY}\n"
+    )
+    for name in (
+        "AZURE_STORAGE_USE_EMULATOR",
+        "AZURE_STORAGE_ACCOUNT_NAME",
+        "AZURE_STORAGE_ACCOUNT_KEY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    loaded = kafkalake.load_env_file(env)
+    try:
+        assert len(loaded) == 3
+        r = kafkalake.ingest(
+            topic,
+            f"az://{container}/env",
+            bootstrap_servers=broker,
+            metadata_columns=True,
+            progress=False,
+        )
+    finally:
+        for name in loaded:
+            os.environ.pop(name, None)
+    assert r.rows == 600
+    assert sorted(delta_offsets(f"az://{container}/env", azurite.storage_options())) == expected(
+        per_part
+    )
