@@ -24,9 +24,9 @@ use crate::decode::{
 };
 use crate::error::{Error, Result};
 use crate::kafka::consumer::{BatchingConsumer, ConsumedBatch, ConsumerOptions, OffsetLookup};
-use crate::sink::capture::{self, CaptureOptions, CaptureSink};
+use crate::sink::capture::{self, CaptureOptions};
 use crate::sink::delta::{self, DeltaOptions, DeltaSink, OFFSET_COLUMN};
-use crate::sink::parquet::ParquetSink;
+use crate::sink::parquet;
 use crate::sink::storage::Location;
 use crate::sink::{PartitionChunk, Sink};
 
@@ -311,8 +311,8 @@ impl Ingest {
                     Box::new(PendingDelta(d.clone()))
                 }
             },
-            SinkSpec::Parquet(loc) => Box::new(ParquetSink::new(loc.clone())?),
-            SinkSpec::Capture(c) => Box::new(CaptureSink::new(c.clone())?),
+            SinkSpec::Parquet(loc) => Box::new(parquet::sink(loc.clone())?),
+            SinkSpec::Capture(c) => Box::new(capture::sink(c.clone())?),
         };
         let mut decoders = BTreeMap::new();
         let derived: Vec<&str> = opts.date_column.iter().map(|d| d.name.as_str()).collect();
@@ -437,7 +437,7 @@ impl Ingest {
                             partition: *p,
                             first_offset: msgs[0].offset,
                             last_offset: msgs[msgs.len() - 1].offset,
-                            batch: raw_batch(msgs)?,
+                            batch: capture::raw_batch(msgs)?,
                             dead_letters: Vec::new(),
                         })
                     })
@@ -704,41 +704,6 @@ fn location_of(sink: &SinkSpec) -> String {
         SinkSpec::Parquet(l) => l.uri.clone(),
         SinkSpec::Capture(c) => c.location.uri.clone(),
     }
-}
-
-/// Messages as they are (offset, timestamp, key, headers, value bytes), for
-/// sinks that keep the bytes rather than decoding them.
-fn raw_batch(msgs: &[RawMessage]) -> Result<RecordBatch> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new(OFFSET_COLUMN, DataType::Int64, false),
-        Field::new(
-            capture::RAW_TIMESTAMP,
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            true,
-        ),
-        Field::new(capture::RAW_KEY, DataType::Binary, true),
-        Field::new(capture::RAW_HEADERS, crate::decode::headers_type(), true),
-        Field::new(capture::RAW_VALUE, DataType::Binary, true),
-    ]));
-    let mut keys = BinaryBuilder::new();
-    let mut values = BinaryBuilder::new();
-    for m in msgs {
-        keys.append_option(m.key.as_deref());
-        values.append_option(m.value.as_deref());
-    }
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from_iter_values(msgs.iter().map(|m| m.offset))),
-        Arc::new(
-            arrow::array::TimestampMillisecondArray::from(
-                msgs.iter().map(|m| m.timestamp_ms).collect::<Vec<_>>(),
-            )
-            .with_timezone("UTC"),
-        ),
-        Arc::new(keys.finish()),
-        crate::decode::headers_array(msgs.iter()),
-        Arc::new(values.finish()),
-    ];
-    Ok(RecordBatch::try_new(schema, cols)?)
 }
 
 fn dead_letter_options(opts: &IngestOptions) -> DeltaOptions {

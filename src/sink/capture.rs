@@ -18,24 +18,26 @@
 //! Hubs records for Kafka keys), `Properties` the Kafka headers (bytes), and
 //! `Body` the value.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use apache_avro::types::Value;
 use apache_avro::{Codec, DeflateSettings, Reader, Schema, Writer};
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryBuilder, Int64Builder, MapBuilder, RecordBatch, StringBuilder,
-    TimestampMillisecondBuilder,
+    Array, ArrayRef, AsArray, BinaryArray, BinaryBuilder, Int64Array, Int64Builder, MapBuilder,
+    RecordBatch, StringBuilder, TimestampMillisecondArray, TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Int64Type, Schema as ArrowSchema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::ObjectStoreExt;
 
-use super::delta::{skip_stored, OFFSET_COLUMN};
+use super::delta::OFFSET_COLUMN;
+use super::files::{range_suffix, FileFormat, FileSink};
 use super::storage::Location;
-use super::{last_offset_in_names, PartitionChunk, Sink, WriteOutcome};
+use super::PartitionChunk;
+use crate::decode::{headers_array, headers_type, RawMessage};
 use crate::error::{Error, Result};
 use crate::runtime::block_on;
 
@@ -81,10 +83,18 @@ pub struct CaptureOptions {
     pub codec: CaptureCodec,
 }
 
-/// Writes Capture files.
-pub struct CaptureSink {
+/// Capture Avro files in Capture's folder layout.
+pub struct CaptureFiles {
     opts: CaptureOptions,
-    store: Arc<dyn ObjectStore>,
+}
+
+/// Writes Capture files.
+pub type CaptureSink = FileSink<CaptureFiles>;
+
+/// Open the Capture sink described by `opts`.
+pub fn sink(opts: CaptureOptions) -> Result<CaptureSink> {
+    let location = opts.location.clone();
+    FileSink::new(CaptureFiles { opts }, location)
 }
 
 fn partition_prefix(opts: &CaptureOptions, topic: &str, partition: i32) -> Path {
@@ -102,7 +112,7 @@ pub fn file_path(
     last: i64,
 ) -> Path {
     Path::from(format!(
-        "{}/{:04}/{:02}/{:02}/{:02}/{:02}/{:02}-{first:020}-{last:020}.avro",
+        "{}/{:04}/{:02}/{:02}/{:02}/{:02}/{:02}{}",
         partition_prefix(opts, topic, partition),
         time.year(),
         time.month(),
@@ -110,16 +120,39 @@ pub fn file_path(
         time.hour(),
         time.minute(),
         time.second(),
+        range_suffix(first, last, CaptureFiles::EXTENSION),
     ))
 }
 
-/// `(first, last)` from a file name written by [`file_path`].
-fn parse_range(name: &str) -> Option<(i64, i64)> {
-    let stem = name.strip_suffix(".avro")?;
-    let mut parts = stem.rsplitn(3, '-');
-    let last = parts.next()?.parse().ok()?;
-    let first = parts.next()?.parse().ok()?;
-    Some((first, last))
+/// Messages as they are (offset, timestamp, key, headers, value bytes): what
+/// the Capture sink takes instead of decoded rows.
+pub fn raw_batch(msgs: &[RawMessage]) -> Result<RecordBatch> {
+    let schema = Arc::new(ArrowSchema::new(vec![
+        Field::new(OFFSET_COLUMN, DataType::Int64, false),
+        Field::new(
+            RAW_TIMESTAMP,
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new(RAW_KEY, DataType::Binary, true),
+        Field::new(RAW_HEADERS, headers_type(), true),
+        Field::new(RAW_VALUE, DataType::Binary, true),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(msgs.iter().map(|m| m.offset))),
+        Arc::new(
+            TimestampMillisecondArray::from_iter(msgs.iter().map(|m| m.timestamp_ms))
+                .with_timezone("UTC"),
+        ),
+        Arc::new(BinaryArray::from_iter(
+            msgs.iter().map(|m| m.key.as_deref()),
+        )),
+        headers_array(msgs.iter()),
+        Arc::new(BinaryArray::from_iter(
+            msgs.iter().map(|m| m.value.as_deref()),
+        )),
+    ];
+    Ok(RecordBatch::try_new(schema, cols)?)
 }
 
 /// A column of `batch` by name, or an internal error naming it.
@@ -207,72 +240,40 @@ pub fn encode(
     w.into_inner().map_err(avro_err)
 }
 
-impl CaptureSink {
-    /// Open (creating a local directory if needed).
-    pub fn new(opts: CaptureOptions) -> Result<Self> {
-        let store = opts.location.store()?;
-        Ok(CaptureSink { opts, store })
-    }
-}
+impl FileFormat for CaptureFiles {
+    const EXTENSION: &'static str = "avro";
+    const KIND: &'static str = "Capture Avro files";
 
-impl Sink for CaptureSink {
-    fn stored_offsets(&mut self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, i64>> {
-        let mut out = BTreeMap::new();
-        for p in partitions {
-            let prefix = partition_prefix(&self.opts, topic, *p);
-            let uri = &self.opts.location.uri;
-            if let Some(last) =
-                last_offset_in_names(self.store.as_ref(), &prefix, uri, parse_range)?
-            {
-                out.insert(*p, last);
-            }
-        }
-        Ok(out)
+    fn partition_prefix(&self, topic: &str, partition: i32) -> Path {
+        partition_prefix(&self.opts, topic, partition)
     }
 
-    fn write(&mut self, topic: &str, chunks: Vec<PartitionChunk>) -> Result<WriteOutcome> {
-        let partitions: Vec<i32> = chunks.iter().map(|c| c.partition).collect();
-        let stored = self.stored_offsets(topic, &partitions)?;
-        let chunks = skip_stored(chunks, &stored);
-        let mut outcome = WriteOutcome::default();
-        for c in chunks {
-            let times = column(&c.batch, RAW_TIMESTAMP)?
-                .as_primitive::<arrow::datatypes::TimestampMillisecondType>();
-            let first_ms = (0..times.len())
-                .find(|i| !times.is_null(*i))
-                .map(|i| times.value(i));
-            let time = first_ms
-                .and_then(DateTime::<Utc>::from_timestamp_millis)
-                .unwrap_or_else(Utc::now);
-            let metadata = [
-                ("kafkalake.topic", topic.to_string()),
-                ("kafkalake.partition", c.partition.to_string()),
-                ("kafkalake.first_offset", c.first_offset.to_string()),
-                ("kafkalake.last_offset", c.last_offset.to_string()),
-            ];
-            let bytes = encode(&c.batch, self.opts.codec, &metadata)?;
-            let path = file_path(
-                &self.opts,
-                topic,
-                c.partition,
-                time,
-                c.first_offset,
-                c.last_offset,
-            );
-            block_on(self.store.put(&path, PutPayload::from(bytes))).map_err(|e| {
-                Error::Storage(format!(
-                    "writing '{path}' under '{}': {e}",
-                    self.opts.location.uri
-                ))
-            })?;
-            outcome.rows += c.batch.num_rows() as u64;
-            outcome.files += 1;
-        }
-        Ok(outcome)
-    }
-
-    fn describe(&self) -> String {
-        format!("Capture Avro files under {}", self.opts.location.uri)
+    fn file(&self, topic: &str, c: &PartitionChunk) -> Result<(Path, Vec<u8>)> {
+        let times = column(&c.batch, RAW_TIMESTAMP)?
+            .as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+        // Capture names a file after its window's start: here the first event's time.
+        let time = times
+            .iter()
+            .flatten()
+            .next()
+            .and_then(DateTime::<Utc>::from_timestamp_millis)
+            .unwrap_or_else(Utc::now);
+        let metadata = [
+            ("kafkalake.topic", topic.to_string()),
+            ("kafkalake.partition", c.partition.to_string()),
+            ("kafkalake.first_offset", c.first_offset.to_string()),
+            ("kafkalake.last_offset", c.last_offset.to_string()),
+        ];
+        let bytes = encode(&c.batch, self.opts.codec, &metadata)?;
+        let path = file_path(
+            &self.opts,
+            topic,
+            c.partition,
+            time,
+            c.first_offset,
+            c.last_offset,
+        );
+        Ok((path, bytes))
     }
 }
 
@@ -479,7 +480,7 @@ pub fn decode_bodies(
     schema: Option<SchemaRef>,
     opts: crate::decode::DecodeOptions,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    use crate::decode::{infer_schema, JsonDecoder, RawMessage};
+    use crate::decode::{infer_schema, JsonDecoder};
     let body_of = |b: &RecordBatch| b.column(5).as_binary::<i32>().clone();
     let schema = match schema {
         Some(s) => s,
@@ -564,42 +565,6 @@ pub fn decode_bodies(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{headers_array, RawMessage};
-    use arrow::array::{BinaryArray, Int64Array, TimestampMillisecondArray};
-
-    fn raw_batch(msgs: &[RawMessage]) -> RecordBatch {
-        let schema = Arc::new(ArrowSchema::new(vec![
-            Field::new(OFFSET_COLUMN, DataType::Int64, false),
-            Field::new(
-                RAW_TIMESTAMP,
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-                true,
-            ),
-            Field::new(RAW_KEY, DataType::Binary, true),
-            Field::new(RAW_HEADERS, crate::decode::headers_type(), true),
-            Field::new(RAW_VALUE, DataType::Binary, true),
-        ]));
-        RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(Int64Array::from_iter_values(msgs.iter().map(|m| m.offset))),
-                Arc::new(
-                    TimestampMillisecondArray::from(
-                        msgs.iter().map(|m| m.timestamp_ms).collect::<Vec<_>>(),
-                    )
-                    .with_timezone("UTC"),
-                ),
-                Arc::new(BinaryArray::from_iter(
-                    msgs.iter().map(|m| m.key.as_deref()),
-                )),
-                headers_array(msgs.iter()),
-                Arc::new(BinaryArray::from_iter(
-                    msgs.iter().map(|m| m.value.as_deref()),
-                )),
-            ],
-        )
-        .unwrap()
-    }
 
     #[test]
     fn round_trip_through_avro() {
@@ -625,8 +590,12 @@ mod tests {
             },
         ];
         for codec in [CaptureCodec::Null, CaptureCodec::Deflate] {
-            let bytes =
-                encode(&raw_batch(&msgs), codec, &[("kafkalake.topic", "t".into())]).unwrap();
+            let bytes = encode(
+                &raw_batch(&msgs).unwrap(),
+                codec,
+                &[("kafkalake.topic", "t".into())],
+            )
+            .unwrap();
             let reader = Reader::new(&bytes[..]).unwrap();
             assert_eq!(reader.user_metadata().get("kafkalake.topic").unwrap(), b"t");
             let b = decode_file("f.avro", &bytes).unwrap();
@@ -679,6 +648,9 @@ mod tests {
             p.as_ref(),
             "ns/dev/7/2020/06/25/15/47/29-00000000000000000005-00000000000000000042.avro"
         );
-        assert_eq!(parse_range(p.filename().unwrap()), Some((5, 42)));
+        assert_eq!(
+            super::super::files::parse_range(p.filename().unwrap(), "avro"),
+            Some((5, 42))
+        );
     }
 }

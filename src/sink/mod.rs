@@ -6,6 +6,7 @@
 pub mod capture;
 pub mod compact;
 pub mod delta;
+pub mod files;
 pub mod parquet;
 pub mod storage;
 
@@ -66,24 +67,6 @@ pub trait Sink: Send {
     fn evolve_schema(&mut self, _wanted: &arrow::datatypes::SchemaRef) -> Result<()> {
         Ok(())
     }
-}
-
-/// The highest last offset among the files under `prefix` whose names
-/// `parse_range` understands (`(first, last)`), or `None` if there are none:
-/// where a partition resumes for the sinks that record progress in file names.
-pub(crate) fn last_offset_in_names(
-    store: &dyn object_store::ObjectStore,
-    prefix: &object_store::path::Path,
-    location: &str,
-    parse_range: fn(&str) -> Option<(i64, i64)>,
-) -> Result<Option<i64>> {
-    use futures::TryStreamExt;
-    let files: Vec<_> = crate::runtime::block_on(store.list(Some(prefix)).try_collect())
-        .map_err(|e| crate::error::Error::Storage(format!("listing '{location}': {e}")))?;
-    Ok(files
-        .iter()
-        .filter_map(|m| m.location.filename().and_then(parse_range).map(|(_, l)| l))
-        .max())
 }
 
 /// Parquet writer settings for ingested rows: dictionary encoding only for

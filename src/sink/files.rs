@@ -1,0 +1,124 @@
+//! Sinks of files that record their own progress: each file holds one
+//! partition's offsets `first..=last` and says so in its name
+//! (`…-<first>-<last>.<extension>`, 20 digits each). On start and on every
+//! assignment the consumer resumes after the highest last offset found under
+//! the partition's folder, so a batch cut off by a crash is written again
+//! under the same name (an overwrite, never a duplicate). Uploads are single
+//! atomic puts; Kafka offsets are committed only after them. The Parquet and
+//! Capture Avro sinks are this with their own layout and encoding.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use super::delta::skip_stored;
+use super::storage::Location;
+use super::{PartitionChunk, Sink, WriteOutcome};
+use crate::error::{Error, Result};
+use crate::runtime::block_on;
+
+/// A file format and folder layout for [`FileSink`].
+pub trait FileFormat: Send {
+    /// File name extension, without the dot.
+    const EXTENSION: &'static str;
+    /// What the files are, for messages ("Parquet files").
+    const KIND: &'static str;
+
+    /// The folder holding `partition`'s files (everything under it is listed).
+    fn partition_prefix(&self, topic: &str, partition: i32) -> Path;
+
+    /// Where `chunk` goes (ending in [`range_suffix`]) and its encoded bytes.
+    fn file(&self, topic: &str, chunk: &PartitionChunk) -> Result<(Path, Vec<u8>)>;
+}
+
+/// `-<first>-<last>.<extension>`: the end of every file name.
+pub fn range_suffix(first: i64, last: i64, extension: &str) -> String {
+    format!("-{first:020}-{last:020}.{extension}")
+}
+
+/// `(first, last)` from a name ending in [`range_suffix`].
+pub fn parse_range(name: &str, extension: &str) -> Option<(i64, i64)> {
+    let stem = name.strip_suffix(extension)?.strip_suffix('.')?;
+    let mut parts = stem.rsplitn(3, '-');
+    let last = parts.next()?.parse().ok()?;
+    let first = parts.next()?.parse().ok()?;
+    Some((first, last))
+}
+
+/// Files of format `F` under a directory or object-store prefix.
+pub struct FileSink<F> {
+    format: F,
+    location: Location,
+    store: Arc<dyn ObjectStore>,
+}
+
+impl<F: FileFormat> FileSink<F> {
+    /// Open (creating a local directory if needed).
+    pub fn new(format: F, location: Location) -> Result<Self> {
+        let store = location.store()?;
+        Ok(FileSink {
+            format,
+            location,
+            store,
+        })
+    }
+}
+
+impl<F: FileFormat> Sink for FileSink<F> {
+    fn stored_offsets(&mut self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, i64>> {
+        let mut out = BTreeMap::new();
+        for p in partitions {
+            let prefix = self.format.partition_prefix(topic, *p);
+            let files: Vec<_> = block_on(self.store.list(Some(&prefix)).try_collect())
+                .map_err(|e| Error::Storage(format!("listing '{}': {e}", self.location.uri)))?;
+            let last = files
+                .iter()
+                .filter_map(|m| m.location.filename())
+                .filter_map(|name| parse_range(name, F::EXTENSION).map(|(_, l)| l))
+                .max();
+            if let Some(last) = last {
+                out.insert(*p, last);
+            }
+        }
+        Ok(out)
+    }
+
+    fn write(&mut self, topic: &str, chunks: Vec<PartitionChunk>) -> Result<WriteOutcome> {
+        let partitions: Vec<i32> = chunks.iter().map(|c| c.partition).collect();
+        let stored = self.stored_offsets(topic, &partitions)?;
+        let mut outcome = WriteOutcome::default();
+        for c in skip_stored(chunks, &stored) {
+            // Written even when empty (all dead letters): the file records the progress.
+            let (path, bytes) = self.format.file(topic, &c)?;
+            block_on(self.store.put(&path, PutPayload::from(bytes))).map_err(|e| {
+                Error::Storage(format!(
+                    "writing '{path}' under '{}': {e}",
+                    self.location.uri
+                ))
+            })?;
+            outcome.rows += c.batch.num_rows() as u64;
+            outcome.files += 1;
+        }
+        Ok(outcome)
+    }
+
+    fn describe(&self) -> String {
+        format!("{} under {}", F::KIND, self.location.uri)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_round_trip() {
+        let name = format!("t-3{}", range_suffix(10, 99, "parquet"));
+        assert_eq!(parse_range(&name, "parquet"), Some((10, 99)));
+        assert_eq!(parse_range(&name, "avro"), None);
+        assert_eq!(parse_range("other.parquet", "parquet"), None);
+    }
+}
