@@ -19,6 +19,9 @@ use arrow::json::reader::{infer_json_schema_from_iterator, Decoder, ReaderBuilde
 
 use crate::error::{Error, Result};
 
+mod fast;
+pub use fast::FastDecoder;
+
 /// A message as consumed.
 #[derive(Clone, Debug)]
 pub struct RawMessage {
@@ -89,6 +92,8 @@ pub struct JsonDecoder {
     /// Schema of the output (values, possibly flattened, plus metadata).
     output_schema: SchemaRef,
     opts: DecodeOptions,
+    /// The schema-specialised fast path, when the schema allows one.
+    fast: Option<Arc<FastDecoder>>,
 }
 
 fn metadata_fields() -> Vec<Field> {
@@ -235,6 +240,7 @@ impl JsonDecoder {
         }
         Ok(JsonDecoder {
             topic: topic.into(),
+            fast: FastDecoder::new(value_schema.clone(), opts.evolve).map(Arc::new),
             value_schema,
             output_schema: Arc::new(Schema::new(fields)),
             opts,
@@ -287,6 +293,9 @@ impl JsonDecoder {
     }
 
     fn decode_values(&self, values: &[&[u8]]) -> Result<RecordBatch> {
+        if let Some(batch) = self.fast.as_ref().and_then(|f| f.decode(values)) {
+            return Ok(batch);
+        }
         let mut d = self.arrow_decoder(values.len())?;
         for v in values {
             d.decode(v)?;
