@@ -72,6 +72,13 @@ struct StructPlan {
 
 impl FieldPlan {
     fn new(f: &Field) -> Option<Self> {
+        // Names are compared with the raw key bytes: none that JSON would escape.
+        if f.name()
+            .bytes()
+            .any(|c| c == b'"' || c == b'\\' || c < 0x20)
+        {
+            return None;
+        }
         Some(FieldPlan {
             name: f.name().as_bytes().into(),
             data_type: f.data_type().clone(),
@@ -101,14 +108,8 @@ impl StructPlan {
         })
     }
 
-    /// The field called `key`, trying the one after `hint` first.
-    #[inline]
-    fn find(&self, key: &[u8], hint: usize) -> Option<usize> {
-        if let Some(f) = self.fields.get(hint) {
-            if *f.name == *key {
-                return Some(hint);
-            }
-        }
+    /// The field called `key`.
+    fn find(&self, key: &[u8]) -> Option<usize> {
         self.fields.iter().position(|f| *f.name == *key)
     }
 
@@ -276,9 +277,8 @@ impl Column {
                 _,
             ) => {
                 let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
-                // SAFETY: every message was checked to be UTF-8 and strings
-                // are cut at ASCII quotes or built from decoded escapes, so
-                // the data is UTF-8; offsets only grow, starting at 0.
+                // SAFETY: every string was checked to be UTF-8 as it was
+                // appended; offsets only grow, starting at 0.
                 Arc::new(unsafe {
                     StringArray::new_unchecked(offsets, data.into(), nulls.finish())
                 })
@@ -329,16 +329,36 @@ impl Column {
     }
 }
 
-/// A JSON number as scanned: sign, up to 19 significant digits, exponent.
+/// A JSON number as scanned: sign, digits, exponent.
 struct Number {
     negative: bool,
+    /// The digits as an integer (meaningful when `exact`).
     mantissa: u64,
-    /// All digits fit in `mantissa`.
+    /// At most 19 digits: `mantissa` holds them all.
     exact: bool,
     exponent: i32,
     integer: bool,
     start: usize,
     end: usize,
+}
+
+/// Whether the 8 bytes of `v` (little-endian) are all ASCII digits.
+#[inline]
+fn eight_digits(v: u64) -> bool {
+    (v.wrapping_add(0x4646_4646_4646_4646) | v.wrapping_sub(0x3030_3030_3030_3030))
+        & 0x8080_8080_8080_8080
+        == 0
+}
+
+/// The value of 8 ASCII digits read little-endian (first digit in the low byte).
+#[inline]
+fn parse_eight_digits(v: u64) -> u64 {
+    let v = v.wrapping_sub(0x3030_3030_3030_3030);
+    // Pairs of digits, then pairs of pairs, then the two halves.
+    let v = v.wrapping_mul(10).wrapping_add(v >> 8);
+    let low = (v & 0x0000_00FF_0000_00FF).wrapping_mul(100 + (1_000_000 << 32));
+    let high = ((v >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32));
+    low.wrapping_add(high) >> 32
 }
 
 const POW10: [f64; 23] = [
@@ -379,6 +399,20 @@ impl<'a> Reader<'a> {
             .then(|| self.i += lit.len())
     }
 
+    /// Whether the next string is exactly `name` (which needs no escapes);
+    /// if so, it is consumed.
+    #[inline]
+    fn key_is(&mut self, name: &[u8]) -> bool {
+        let end = self.i + 1 + name.len();
+        let hit = self.b.get(self.i) == Some(&b'"')
+            && self.b.get(self.i + 1..end) == Some(name)
+            && self.b.get(end) == Some(&b'"');
+        if hit {
+            self.i = end + 1;
+        }
+        hit
+    }
+
     /// A string without escapes (keys, timestamps), quotes excluded.
     #[inline]
     fn plain_string(&mut self) -> Option<&'a [u8]> {
@@ -392,16 +426,17 @@ impl<'a> Reader<'a> {
         Some(&rest[..n])
     }
 
-    /// A string, unescaped, appended to `out`.
+    /// A string, unescaped and checked to be UTF-8, appended to `out`.
     fn string_into(&mut self, out: &mut Vec<u8>) -> Option<()> {
         self.eat(b'"')?;
+        let start = out.len();
         loop {
             let rest = &self.b[self.i..];
             let n = memchr::memchr2(b'"', b'\\', rest)?;
             out.extend_from_slice(&rest[..n]);
             self.i += n + 1;
             if rest[n] == b'"' {
-                return Some(());
+                return std::str::from_utf8(&out[start..]).is_ok().then_some(());
             }
             let c = self.peek()?;
             self.i += 1;
@@ -448,91 +483,90 @@ impl<'a> Reader<'a> {
     /// A number in JSON's grammar (nothing laxer).
     #[inline]
     fn number(&mut self) -> Option<Number> {
+        let b = self.b;
         let start = self.i;
-        let negative = self.peek()? == b'-';
+        let mut i = start;
+        let negative = b.get(i) == Some(&b'-');
         if negative {
-            self.i += 1;
+            i += 1;
         }
-        let (mut mantissa, mut digits, mut dropped) = (0u64, 0u32, 0i32);
-        let mut digit = |m: &mut u64, c: u8| {
-            if digits < 19 {
-                *m = *m * 10 + u64::from(c - b'0');
-                if *m != 0 {
-                    digits += 1;
+        // Digits are summed with wrapping arithmetic; the sum is used only
+        // when there are at most 19 of them (below 2^64).
+        let mut mantissa = 0u64;
+        let digits = |i: &mut usize, m: &mut u64| {
+            let first = *i;
+            while let Some(chunk) = b.get(*i..*i + 8) {
+                let v = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+                if !eight_digits(v) {
+                    break;
                 }
-                true
-            } else {
-                false
+                *m = m
+                    .wrapping_mul(100_000_000)
+                    .wrapping_add(parse_eight_digits(v));
+                *i += 8;
             }
+            while let Some(&c) = b.get(*i) {
+                let d = c.wrapping_sub(b'0');
+                if d > 9 {
+                    break;
+                }
+                *m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+                *i += 1;
+            }
+            *i - first
         };
-        match self.peek()? {
-            b'0' => self.i += 1,
-            b'1'..=b'9' => {
-                while let Some(c @ b'0'..=b'9') = self.peek() {
-                    if !digit(&mut mantissa, c) {
-                        dropped += 1;
-                    }
-                    self.i += 1;
-                }
-            }
-            _ => return None,
+        let int_start = i;
+        let int_digits = digits(&mut i, &mut mantissa);
+        if int_digits == 0 || (int_digits > 1 && b[int_start] == b'0') {
+            return None;
         }
-        let mut exponent = 0i32;
-        let mut exact = true;
-        let mut integer = true;
-        if self.peek() == Some(b'.') {
-            integer = false;
-            self.i += 1;
-            let first = self.i;
-            while let Some(c @ b'0'..=b'9') = self.peek() {
-                if digit(&mut mantissa, c) {
-                    exponent -= 1;
-                } else if c != b'0' {
-                    exact = false;
-                }
-                self.i += 1;
-            }
-            if self.i == first {
+        let mut frac_digits = 0;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            frac_digits = digits(&mut i, &mut mantissa);
+            if frac_digits == 0 {
                 return None;
             }
         }
-        if dropped > 0 {
-            exact = false;
-            exponent += dropped;
-        }
-        if let Some(b'e' | b'E') = self.peek() {
+        let mut exponent = 0i32;
+        let mut integer = frac_digits == 0;
+        if let Some(b'e' | b'E') = b.get(i) {
             integer = false;
-            self.i += 1;
-            let neg = match self.peek()? {
-                b'-' => {
-                    self.i += 1;
+            i += 1;
+            let neg = match b.get(i) {
+                Some(b'-') => {
+                    i += 1;
                     true
                 }
-                b'+' => {
-                    self.i += 1;
+                Some(b'+') => {
+                    i += 1;
                     false
                 }
                 _ => false,
             };
-            let first = self.i;
-            let mut e = 0i32;
-            while let Some(c @ b'0'..=b'9') = self.peek() {
-                e = e.saturating_mul(10).saturating_add(i32::from(c - b'0'));
-                self.i += 1;
+            let first = i;
+            while let Some(c @ b'0'..=b'9') = b.get(i) {
+                exponent = exponent
+                    .saturating_mul(10)
+                    .saturating_add(i32::from(c - b'0'));
+                i += 1;
             }
-            if self.i == first {
+            if i == first {
                 return None;
             }
-            exponent = exponent.saturating_add(if neg { -e } else { e });
+            if neg {
+                exponent = -exponent;
+            }
         }
+        self.i = i;
         Some(Number {
             negative,
             mantissa,
-            exact,
-            exponent,
+            exact: int_digits + frac_digits <= 19,
+            exponent: exponent.saturating_sub(frac_digits as i32),
             integer,
             start,
-            end: self.i,
+            end: i,
         })
     }
 
@@ -650,8 +684,9 @@ impl FastDecoder {
     pub fn decode(&self, values: &[&[u8]]) -> Option<RecordBatch> {
         let mut columns = self.plan.columns(values.len());
         let mut scratch = Vec::new();
+        // UTF-8 is checked where bytes are kept or compared loosely (strings,
+        // unknown keys); everything else is ASCII by the grammar.
         for v in values {
-            std::str::from_utf8(v).ok()?;
             let mut r = Reader { b: v, i: 0 };
             r.ws();
             self.object(&mut r, &self.plan, &mut columns, &mut scratch)?;
@@ -681,11 +716,23 @@ impl FastDecoder {
         if r.eat(b'}').is_none() {
             let mut hint = 0;
             loop {
-                let key = r.plain_string()?;
+                // Most keys are the field after the previous one: compare
+                // it in place, and scan the key only when it is not.
+                let found = match plan.fields.get(hint) {
+                    Some(f) if r.key_is(&f.name) => Some(hint),
+                    _ => {
+                        let key = r.plain_string()?;
+                        let k = plan.find(key);
+                        if k.is_none() {
+                            std::str::from_utf8(key).ok()?;
+                        }
+                        k
+                    }
+                };
                 r.ws();
                 r.eat(b':')?;
                 r.ws();
-                match plan.find(key, hint) {
+                match found {
                     Some(k) => {
                         let bit = 1u64 << k;
                         if seen & bit != 0 {
@@ -1015,6 +1062,9 @@ mod tests {
             br#"{"id":"f","f":1.7976931348623157E+308}"#,
             br#"{"id":"f","f":74.71047161582187,"g":74.71047161582187}"#,
             br#"{"id":"f","f":0.000000000000000000000000012345}"#,
+            br#"{"id":"f","f":1234567890123456789,"n":1234567890123456789}"#,
+            br#"{"id":"f","f":12345678901234567890.5,"g":-0.00001e-5}"#,
+            br#"{"id":"f","f":10.015090353378376,"n":0}"#,
             br#"{"id":"b","ok":true}"#,
             br#"{"id":"b","ok":false,"f":null,"n":null}"#,
             r#"{"id":"esc \"q\" \\ \/ \b\f\n\r\t \u00e9 \uD83D\uDE00 é 😀"}"#.as_bytes(),
@@ -1074,6 +1124,10 @@ mod tests {
             br#"{"id":"a","xs":[1,]}"#,
             br#"{"id":"a","xs":{}}"#,
             br#"{"id":"a","tags":[1]}"#,
+            b"{\"\xff\":1,\"id\":\"a\"}",
+            br#"{"id":"a","f":00.5}"#,
+            br#"{"id":"a","f":1e}"#,
+            br#"{"id":"a","f":-}"#,
             br#"{"id":"a","id":"b"}"#,
             br#"{"i\u0064":"a"}"#,
             br#"{"id":null}"#,
@@ -1102,6 +1156,21 @@ mod tests {
     }
 
     #[test]
+    fn eight_digits_at_a_time() {
+        for s in ["00000000", "12345678", "99999999", "10000001", "07060504"] {
+            let v = u64::from_le_bytes(s.as_bytes().try_into().unwrap());
+            assert!(eight_digits(v));
+            assert_eq!(parse_eight_digits(v), s.parse::<u64>().unwrap());
+        }
+        for s in [
+            "1234567.", "/2345678", ":2345678", "1234 678", "-1234567", "1234567e",
+        ] {
+            let v = u64::from_le_bytes(s.as_bytes().try_into().unwrap());
+            assert!(!eight_digits(v), "{s}");
+        }
+    }
+
+    #[test]
     fn schemas_it_does_not_cover_are_left_to_arrow_json() {
         for t in [
             DataType::Binary,
@@ -1112,6 +1181,11 @@ mod tests {
             DataType::Struct(Fields::empty()),
         ] {
             let s = Arc::new(Schema::new(vec![Field::new("a", t, true)]));
+            assert!(FastDecoder::new(s, false).is_none());
+        }
+        // Keys are compared raw: names JSON would escape are left out too.
+        for name in ["a\"b", "a\\b", "a\nb"] {
+            let s = Arc::new(Schema::new(vec![Field::new(name, DataType::Int64, true)]));
             assert!(FastDecoder::new(s, false).is_none());
         }
     }

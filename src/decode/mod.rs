@@ -17,6 +17,8 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::json::reader::{infer_json_schema_from_iterator, Decoder, ReaderBuilder};
 
+use bytes::Bytes;
+
 use crate::error::{Error, Result};
 
 mod fast;
@@ -32,9 +34,9 @@ pub struct RawMessage {
     /// Kafka timestamp, milliseconds since the epoch.
     pub timestamp_ms: Option<i64>,
     /// Key bytes.
-    pub key: Option<Vec<u8>>,
+    pub key: Option<Bytes>,
     /// Value bytes (`None` for a tombstone).
-    pub value: Option<Vec<u8>>,
+    pub value: Option<Bytes>,
     /// Headers in order (`None` when the message has none).
     pub headers: Option<Vec<(String, Option<Vec<u8>>)>>,
 }
@@ -499,7 +501,7 @@ mod tests {
                 offset: i as i64,
                 timestamp_ms: Some(1000),
                 key: None,
-                value: Some(v.to_vec()),
+                value: Some(Bytes::copy_from_slice(v)),
                 headers: None,
             })
             .collect()

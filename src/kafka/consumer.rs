@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
 use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -320,6 +321,21 @@ pub struct BatchingConsumer {
     start_hwm: HashMap<(String, i32), i64>,
     /// Next offset to consume per partition.
     next: HashMap<(String, i32), i64>,
+    /// Where consumed keys and values are copied: one allocation for many
+    /// messages instead of one each (they share it, counted by reference).
+    arena: BytesMut,
+}
+
+/// Size of the chunks [`BatchingConsumer`] copies message bytes into.
+const ARENA_CHUNK: usize = 1 << 20;
+
+/// `bytes` copied into `arena` (which gets a fresh chunk when full).
+fn copy_into(arena: &mut BytesMut, bytes: &[u8]) -> Bytes {
+    if arena.capacity() < bytes.len() {
+        *arena = BytesMut::with_capacity(ARENA_CHUNK.max(bytes.len()));
+    }
+    arena.extend_from_slice(bytes);
+    arena.split().freeze()
 }
 
 impl BatchingConsumer {
@@ -392,6 +408,7 @@ impl BatchingConsumer {
             oldest: None,
             start_hwm: HashMap::new(),
             next: HashMap::new(),
+            arena: BytesMut::new(),
         })
     }
 
@@ -518,8 +535,8 @@ impl BatchingConsumer {
                         partition,
                         offset: m.offset(),
                         timestamp_ms: m.timestamp().to_millis(),
-                        key: m.key().map(<[u8]>::to_vec),
-                        value: m.payload().map(<[u8]>::to_vec),
+                        key: m.key().map(|k| copy_into(&mut self.arena, k)),
+                        value: m.payload().map(|v| copy_into(&mut self.arena, v)),
                         headers: m.headers().map(|h| {
                             h.iter()
                                 .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
@@ -530,7 +547,7 @@ impl BatchingConsumer {
                     if self.shared_generation.load(Ordering::Acquire) != self.generation {
                         self.sync_assignment()?;
                     }
-                    let len = raw.value.as_ref().map_or(0, Vec::len);
+                    let len = raw.value.as_ref().map_or(0, Bytes::len);
                     let key = self.last_key.as_ref().expect("set above");
                     let buf = match self.buffers.get_mut(key) {
                         Some(b) => b,

@@ -28,6 +28,7 @@ use arrow::array::{
     RecordBatch, StringBuilder, TimestampMillisecondArray, TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Int64Type, Schema as ArrowSchema, SchemaRef, TimeUnit};
+use bytes::Bytes;
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use futures::TryStreamExt;
 use object_store::path::Path;
@@ -507,7 +508,7 @@ pub fn decode_bodies(
                 offset: seq.value(i),
                 timestamp_ms: None,
                 key: None,
-                value: (!bodies.is_null(i)).then(|| bodies.value(i).to_vec()),
+                value: (!bodies.is_null(i)).then(|| Bytes::copy_from_slice(bodies.value(i))),
                 headers: None,
             })
             .collect();
@@ -573,8 +574,8 @@ mod tests {
                 partition: 3,
                 offset: 252,
                 timestamp_ms: Some(1_593_100_049_000),
-                key: Some(b"28557".to_vec()),
-                value: Some(br#"{"city_name":"Morehead City"}"#.to_vec()),
+                key: Some(Bytes::from_static(b"28557")),
+                value: Some(Bytes::from_static(br#"{"city_name":"Morehead City"}"#)),
                 headers: Some(vec![
                     ("source".into(), Some(b"geo".to_vec())),
                     ("empty".into(), None),
