@@ -6,8 +6,6 @@ import sys
 import time
 from typing import Any
 
-from tqdm.auto import tqdm
-
 # Runs shorter than this show no bar at all.
 SHOW_AFTER_SECONDS = 1.0
 
@@ -35,6 +33,10 @@ class Progress:
         if self._bar is None:
             if time.monotonic() - self._start < SHOW_AFTER_SECONDS:
                 return
+            # Imported here: tqdm (and the asyncio it pulls in) costs start-up
+            # time that runs without a bar need not pay.
+            from tqdm.auto import tqdm
+
             self._bar = tqdm(total=self._total, desc=self._desc, unit="msg", unit_scale=True)
         self._bar.n = sent
         self._bar.set_postfix(acked=f"{acknowledged:,}", failed=f"{failed:,}", refresh=False)

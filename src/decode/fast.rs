@@ -24,6 +24,8 @@ use arrow::array::{
 };
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, SchemaRef, TimeUnit};
+use lexical_parse_float::float::extended_to_float;
+use lexical_parse_float::lemire;
 
 /// Structs with more fields than this are left to arrow-json (one bit per
 /// field marks what a row has set).
@@ -342,6 +344,27 @@ struct Number {
     end: usize,
 }
 
+/// `a == b` for slices of equal length, eight bytes at a time (field names
+/// are short: a call to `memcmp` costs more than the comparison).
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    debug_assert_eq!(n, b.len());
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    // The last eight bytes (overlapping the previous word when n is not a multiple of 8).
+    word(a, n - 8) == word(b, n - 8)
+}
+
 /// Whether the 8 bytes of `v` (little-endian) are all ASCII digits.
 #[inline]
 fn eight_digits(v: u64) -> bool {
@@ -404,9 +427,10 @@ impl<'a> Reader<'a> {
     #[inline]
     fn key_is(&mut self, name: &[u8]) -> bool {
         let end = self.i + 1 + name.len();
-        let hit = self.b.get(self.i) == Some(&b'"')
-            && self.b.get(self.i + 1..end) == Some(name)
-            && self.b.get(end) == Some(&b'"');
+        let hit = end < self.b.len()
+            && self.b[self.i] == b'"'
+            && self.b[end] == b'"'
+            && same_bytes(&self.b[self.i + 1..end], name);
         if hit {
             self.i = end + 1;
         }
@@ -577,21 +601,28 @@ impl<'a> Reader<'a> {
 
     fn f64(&mut self) -> Option<f64> {
         let n = self.number()?;
-        // Exact mantissa and power of ten: one correctly rounded operation.
         let v = if n.exact && n.mantissa <= 1 << 53 && (-22..=22).contains(&n.exponent) {
+            // Exact mantissa and power of ten: one correctly rounded operation.
             let m = n.mantissa as f64;
             let v = if n.exponent < 0 {
                 m / POW10[n.exponent.unsigned_abs() as usize]
             } else {
                 m * POW10[n.exponent as usize]
             };
-            if n.negative {
-                -v
-            } else {
-                v
-            }
+            Some(v)
+        } else if n.exact {
+            // Eisel-Lemire on all the digits: correctly rounded unless it
+            // says it cannot tell (a negative exponent).
+            let fp = lemire::compute_float::<f64>(i64::from(n.exponent), n.mantissa, false);
+            (fp.exp >= 0).then(|| extended_to_float::<f64>(fp))
         } else {
-            self.text(&n).parse::<f64>().ok()?
+            None
+        };
+        let v = match v {
+            Some(v) if n.negative => -v,
+            Some(v) => v,
+            // More than 19 digits, or undecided: the standard library.
+            None => self.text(&n).parse::<f64>().ok()?,
         };
         v.is_finite().then_some(v)
     }
@@ -1152,6 +1183,61 @@ mod tests {
             b"{\"id\":\"\xff\"}",
         ] {
             gives_up(&s, &[br#"{"id":"fine"}"#, v], false);
+        }
+    }
+
+    #[test]
+    fn floats_parse_as_the_standard_library_does() {
+        let mut rng = crate::generate::rng::Rng::new(7);
+        let mut text = String::new();
+        for i in 0..200_000 {
+            // Any bit pattern, and measurements like the generators'.
+            let v = match i % 2 {
+                0 => f64::from_bits(rng.next_u64()),
+                _ => rng.uniform(-100.0, 100.0),
+            };
+            if !v.is_finite() {
+                continue;
+            }
+            text.clear();
+            // Shortest form, scientific form, and cut to a few digits.
+            match i % 3 {
+                0 => text.push_str(&format!("{v}")),
+                1 => text.push_str(&format!("{v:e}")),
+                _ => text.push_str(&format!("{:.*e}", i % 19, v)),
+            }
+            let mut r = Reader {
+                b: text.as_bytes(),
+                i: 0,
+            };
+            // Out of range (rounded to infinity) is left to arrow-json.
+            let expected = text.parse::<f64>().ok().filter(|v| v.is_finite());
+            assert_eq!(r.f64(), expected, "{text}");
+            assert_eq!(r.i, text.len(), "{text}");
+        }
+    }
+
+    #[test]
+    fn short_comparisons() {
+        let names = [
+            "",
+            "a",
+            "value",
+            "deviceId",
+            "moreData10",
+            "deviceSequenceNumber",
+        ];
+        for x in names {
+            for y in names.iter().filter(|y| y.len() == x.len()) {
+                assert_eq!(same_bytes(x.as_bytes(), y.as_bytes()), x == *y);
+            }
+            let mut z = x.as_bytes().to_vec();
+            if let Some(last) = z.last_mut() {
+                *last ^= 1;
+                assert!(!same_bytes(x.as_bytes(), &z));
+                z[0] ^= 2;
+                assert!(!same_bytes(x.as_bytes(), &z));
+            }
         }
     }
 

@@ -526,8 +526,12 @@ impl BatchingConsumer {
                 None => {}
                 Some(Ok(m)) => {
                     let partition = m.partition();
-                    let same =
-                        matches!(&self.last_key, Some((t, p)) if *p == partition && t == m.topic());
+                    // With one topic subscribed (no patterns), the partition
+                    // says it all: reading the name costs a strlen and a
+                    // UTF-8 check per message.
+                    let one_topic = self.opts.topics.len() == 1;
+                    let same = matches!(&self.last_key, Some((t, p))
+                        if *p == partition && (one_topic || t == m.topic()));
                     if !same {
                         self.last_key = Some((m.topic().to_string(), partition));
                     }
