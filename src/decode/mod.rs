@@ -1,7 +1,9 @@
 //! Kafka message bytes → Arrow record batches.
 //!
-//! JSON values are decoded by arrow-json's tape decoder straight into Arrow
-//! columns, a whole batch at a time. A message that does not fit (invalid
+//! JSON values are decoded straight into Arrow columns, a whole batch at a
+//! time: by a decoder specialised to the schema ([`FastDecoder`]) when the
+//! batch is of the shapes it covers, else by arrow-json's tape decoder,
+//! which is the reference (the fast one gives up rather than differ). A message that does not fit (invalid
 //! JSON, not an object, a value of the wrong type, a missing required field,
 //! too large, no value at all) must not sink the batch: when the batch fails,
 //! each message is tried alone, the bad ones become [`DeadLetter`]s with the
