@@ -365,6 +365,20 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     word(a, n - 8) == word(b, n - 8)
 }
 
+/// Whether the 4 bytes of `v` (little-endian) are all ASCII digits.
+#[inline]
+fn four_digits(v: u32) -> bool {
+    (v.wrapping_add(0x4646_4646) | v.wrapping_sub(0x3030_3030)) & 0x8080_8080 == 0
+}
+
+/// The value of 4 ASCII digits read little-endian.
+#[inline]
+fn parse_four_digits(v: u32) -> u64 {
+    let v = v.wrapping_sub(0x3030_3030);
+    let v = v.wrapping_mul(10).wrapping_add(v >> 8); // pairs in bytes 0 and 2
+    u64::from((v & 0xFF) * 100 + ((v >> 16) & 0xFF))
+}
+
 /// Whether the 8 bytes of `v` (little-endian) are all ASCII digits.
 #[inline]
 fn eight_digits(v: u64) -> bool {
@@ -528,6 +542,13 @@ impl<'a> Reader<'a> {
                     .wrapping_mul(100_000_000)
                     .wrapping_add(parse_eight_digits(v));
                 *i += 8;
+            }
+            if let Some(chunk) = b.get(*i..*i + 4) {
+                let v = u32::from_le_bytes(chunk.try_into().expect("4 bytes"));
+                if four_digits(v) {
+                    *m = m.wrapping_mul(10_000).wrapping_add(parse_four_digits(v));
+                    *i += 4;
+                }
             }
             while let Some(&c) = b.get(*i) {
                 let d = c.wrapping_sub(b'0');
@@ -1253,6 +1274,15 @@ mod tests {
         ] {
             let v = u64::from_le_bytes(s.as_bytes().try_into().unwrap());
             assert!(!eight_digits(v), "{s}");
+        }
+        for s in ["0000", "1234", "9999", "0705"] {
+            let v = u32::from_le_bytes(s.as_bytes().try_into().unwrap());
+            assert!(four_digits(v));
+            assert_eq!(parse_four_digits(v), s.parse::<u64>().unwrap());
+        }
+        for s in ["123.", "/234", ":234", "12 4", "-123"] {
+            let v = u32::from_le_bytes(s.as_bytes().try_into().unwrap());
+            assert!(!four_digits(v), "{s}");
         }
     }
 
