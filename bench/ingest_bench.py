@@ -13,15 +13,18 @@ peak memory are its own):
   by default (librdkafka's 1000 ms pauses fetching for a second whenever the
   local queue filled up while a batch was being written).
 
-It prints events/s, CPU-seconds per million events, the ratios (against the
-baseline, and against baseline+ in brackets), p50/p99 commit latency and
-peak RSS of each.
+Each contender runs --rounds times (3), in a rotated order so none is always
+the first after the topic was filled; each table is fresh. It prints the
+median events/s, CPU-seconds per million events, p50/p99 commit latency and
+peak RSS of each, the ratios of the medians (against the baseline, and
+against baseline+ in brackets) and the lowest and highest per-round ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -94,7 +97,10 @@ def main() -> None:
     ap.add_argument("--broker", help="host:port (default: start tansu)")
     ap.add_argument("--iot", type=int, default=500_000)
     ap.add_argument("--search", type=int, default=1_000_000)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     work = Path(tempfile.mkdtemp(prefix="kafkalake-ingest-bench-"))
     broker = (
         args.broker
@@ -124,27 +130,45 @@ def main() -> None:
                 duplicate_ratio=0.0,
                 progress=False,
             )
-            results = {}
             tuned = json.dumps({"fetch.queue.backoff.ms": 10})
-            for name, code, extra in (
+            contenders = [
                 ("kafkalake", KAFKALAKE, []),
                 ("baseline", BASELINE, [str(n), "{}"]),
                 ("baseline+", BASELINE, [str(n), tuned]),
-            ):
-                table = str(work / f"{profile}-{name}")
-                r = run(code, broker, topic, table, *extra)
-                assert r["messages"] == n, r
-                results[name] = r
+            ]
+            rounds: list[dict[str, dict[str, float]]] = []
+            for i in range(args.rounds):
+                shift = i % len(contenders)
+                this: dict[str, dict[str, float]] = {}
+                for name, code, extra in contenders[shift:] + contenders[:shift]:
+                    table = str(work / f"{profile}-{name}-{i}")
+                    r = run(code, broker, topic, table, *extra)
+                    assert r["messages"] == n, r
+                    this[name] = r
+                rounds.append(this)
+            keys = rounds[0]["kafkalake"].keys()
+            med = {
+                name: {key: statistics.median(r[name][key] for r in rounds) for key in keys}
+                for name, _, _ in contenders
+            }
+            for name, _, _ in contenders:
+                r = med[name]
                 print(
                     f"{profile:<8} {name:<10} {n:>9,} {r['seconds']:>7.1f} "
                     f"{n / r['seconds']:>10,.0f} {r['cpu'] / n * 1e6:>8.1f} "
                     f"{r['p50'] * 1000:>7.0f} {r['p99'] * 1000:>7.0f} {r['rss_mb']:>11,.0f}"
                 )
-            k, b, t = results["kafkalake"], results["baseline"], results["baseline+"]
+            k, b, t = med["kafkalake"], med["baseline"], med["baseline+"]
+            wall = [r["baseline"]["seconds"] / r["kafkalake"]["seconds"] for r in rounds]
+            cpu = [r["baseline"]["cpu"] / r["kafkalake"]["cpu"] for r in rounds]
             print(
                 f"{profile:<8} ratios: {b['seconds'] / k['seconds']:.1f}x "
                 f"({t['seconds'] / k['seconds']:.1f}x) faster wall-clock, "
-                f"{b['cpu'] / k['cpu']:.1f}x ({t['cpu'] / k['cpu']:.1f}x) less CPU per event\n"
+                f"{b['cpu'] / k['cpu']:.1f}x ({t['cpu'] / k['cpu']:.1f}x) less CPU per event"
+            )
+            print(
+                f"{profile:<8} per round: wall-clock {min(wall):.1f}-{max(wall):.1f}x, "
+                f"CPU {min(cpu):.1f}-{max(cpu):.1f}x\n"
             )
     finally:
         if args.broker is None:
