@@ -15,6 +15,8 @@
 //! (producers write fields in a fixed order) and numbers are converted as
 //! they are scanned.
 
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -43,7 +45,11 @@ enum Kind {
     },
     F32,
     F64,
-    Utf8,
+    /// Strings; with the bytes per row of the last batch, to size the next
+    /// one's buffer (growing a buffer of megabytes copies it each time).
+    Utf8 {
+        bytes_per_row: AtomicUsize,
+    },
     /// `naive_utc`: a string without an offset is UTC (no zone, or UTC).
     Timestamp {
         unit: TimeUnit,
@@ -138,7 +144,9 @@ impl Kind {
             DataType::UInt64 => int(0, i64::MAX),
             DataType::Float32 => Some(Kind::F32),
             DataType::Float64 => Some(Kind::F64),
-            DataType::Utf8 => Some(Kind::Utf8),
+            DataType::Utf8 => Some(Kind::Utf8 {
+                bytes_per_row: AtomicUsize::new(16),
+            }),
             DataType::Timestamp(unit, tz) => Some(Kind::Timestamp {
                 unit: *unit,
                 naive_utc: tz.as_deref().is_none_or(|z| matches!(z, "UTC" | "+00:00")),
@@ -181,12 +189,13 @@ impl Column {
             Kind::Int { .. } => Column::Int(Vec::with_capacity(rows), nulls),
             Kind::F32 => Column::F32(Vec::with_capacity(rows), nulls),
             Kind::F64 => Column::F64(Vec::with_capacity(rows), nulls),
-            Kind::Utf8 => {
+            Kind::Utf8 { bytes_per_row } => {
                 let mut offsets = Vec::with_capacity(rows + 1);
                 offsets.push(0);
+                let per_row = bytes_per_row.load(Ordering::Relaxed);
                 Column::Utf8 {
                     offsets,
-                    data: Vec::with_capacity(rows * 16),
+                    data: Vec::with_capacity(rows * (per_row + per_row / 8)),
                     nulls,
                 }
             }
@@ -276,8 +285,13 @@ impl Column {
                     data,
                     mut nulls,
                 },
-                _,
+                kind,
             ) => {
+                if let (Kind::Utf8 { bytes_per_row }, Some(rows)) =
+                    (kind, NonZeroUsize::new(offsets.len() - 1))
+                {
+                    bytes_per_row.store(data.len().div_ceil(rows.get()), Ordering::Relaxed);
+                }
                 let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
                 // SAFETY: every string was checked to be UTF-8 as it was
                 // appended; offsets only grow, starting at 0.
