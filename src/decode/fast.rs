@@ -750,16 +750,8 @@ impl FastDecoder {
     pub fn decode(&self, values: &[&[u8]]) -> Option<RecordBatch> {
         let mut columns = self.plan.columns(values.len());
         let mut scratch = Vec::new();
-        // UTF-8 is checked where bytes are kept or compared loosely (strings,
-        // unknown keys); everything else is ASCII by the grammar.
         for v in values {
-            let mut r = Reader { b: v, i: 0 };
-            r.ws();
-            self.object(&mut r, &self.plan, &mut columns, &mut scratch)?;
-            r.ws();
-            if r.i != v.len() {
-                return None;
-            }
+            self.row(v, &mut columns, &mut scratch)?;
         }
         let arrays = columns
             .into_iter()
@@ -767,6 +759,30 @@ impl FastDecoder {
             .map(|(c, f)| c.finish(f))
             .collect::<Option<Vec<_>>>()?;
         RecordBatch::try_new(self.schema.clone(), arrays).ok()
+    }
+
+    /// Which of `values` the fast path takes (each on its own). Where a
+    /// batch failed, only the others need arrow-json's opinion one by one.
+    pub fn accepted(&self, values: &[&[u8]]) -> Vec<bool> {
+        // A value given up halfway leaves its columns uneven: they are only
+        // filled to be thrown away.
+        let mut columns = self.plan.columns(values.len());
+        let mut scratch = Vec::new();
+        values
+            .iter()
+            .map(|v| self.row(v, &mut columns, &mut scratch).is_some())
+            .collect()
+    }
+
+    /// One message's row appended to `columns`.
+    fn row(&self, v: &[u8], columns: &mut [Column], scratch: &mut Vec<u8>) -> Option<()> {
+        // UTF-8 is checked where bytes are kept or compared loosely (strings,
+        // unknown keys); everything else is ASCII by the grammar.
+        let mut r = Reader { b: v, i: 0 };
+        r.ws();
+        self.object(&mut r, &self.plan, columns, scratch)?;
+        r.ws();
+        (r.i == v.len()).then_some(())
     }
 
     fn object(
@@ -1153,6 +1169,21 @@ mod tests {
         }
         // And all together, in one batch.
         same(&s, cases, true);
+    }
+
+    #[test]
+    fn accepted_marks_each_value_alone() {
+        let s = schema();
+        let d = FastDecoder::new(s, false).unwrap();
+        let values: [&[u8]; 5] = [
+            br#"{"id":"a","n":1}"#,
+            br#"{"id":"b","n":"2"}"#,
+            br#"{"id":"c","inner":{"x":1.5,"tag":"t"},"n":3}"#,
+            br#"{"id":"d","#,
+            br#"{"id":"e"}"#,
+        ];
+        assert_eq!(d.accepted(&values), [true, false, true, false, true]);
+        assert_eq!(d.accepted(&[]), Vec::<bool>::new());
     }
 
     #[test]

@@ -348,9 +348,18 @@ impl JsonDecoder {
         let batch = match self.decode_values(&values) {
             Ok(b) => b,
             Err(_) => {
-                // Slow path: find the culprits one by one.
+                // Slow path: find the culprits one by one. What the fast
+                // decoder takes is fine; arrow-json judges the rest.
+                let fast_ok = match &self.fast {
+                    Some(f) => f.accepted(&values),
+                    None => vec![false; values.len()],
+                };
                 let mut keep = Vec::with_capacity(good.len());
-                for m in good {
+                for (m, fast_ok) in good.into_iter().zip(fast_ok) {
+                    if fast_ok {
+                        keep.push(m);
+                        continue;
+                    }
                     match self.check_one(m.value.as_deref().unwrap_or_default()) {
                         Ok(()) => keep.push(m),
                         Err(error) => dead.push(DeadLetter {
