@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -175,6 +176,8 @@ def main() -> None:
             subprocess.run(
                 [str(ROOT / "scripts" / "tansu.sh"), "stop", str(work / "tansu")], check=False
             )
+        # The tables (about 1 GB per profile) are of no further use.
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
