@@ -450,6 +450,23 @@ impl<'a> Reader<'a> {
             .then(|| self.i += lit.len())
     }
 
+    /// After a member of an object or list: `true` past a comma (another
+    /// follows), `false` past `close`, `None` on anything else.
+    #[inline]
+    fn more(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        let c = self.peek()?;
+        self.i += 1;
+        match c {
+            b',' => {
+                self.ws();
+                Some(true)
+            }
+            c if c == close => Some(false),
+            _ => None,
+        }
+    }
+
     /// Whether the next string is exactly `name` (which needs no escapes);
     /// if so, it is consumed.
     #[inline]
@@ -707,17 +724,8 @@ impl<'a> Reader<'a> {
                         self.ws();
                     }
                     self.skip(depth + 1, scratch)?;
-                    self.ws();
-                    match self.peek()? {
-                        b',' => {
-                            self.i += 1;
-                            self.ws();
-                        }
-                        c if c == close => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        _ => return None,
+                    if !self.more(close)? {
+                        return Some(());
                     }
                 }
             }
@@ -827,17 +835,8 @@ impl FastDecoder {
                     None if self.strict => return None,
                     None => r.skip(0, scratch)?,
                 }
-                r.ws();
-                match r.peek()? {
-                    b',' => {
-                        r.i += 1;
-                        r.ws();
-                    }
-                    b'}' => {
-                        r.i += 1;
-                        break;
-                    }
-                    _ => return None,
+                if !r.more(b'}')? {
+                    break;
                 }
             }
         }
@@ -925,17 +924,8 @@ impl FastDecoder {
                     loop {
                         self.value(r, item, items, scratch)?;
                         count += 1;
-                        r.ws();
-                        match r.peek()? {
-                            b',' => {
-                                r.i += 1;
-                                r.ws();
-                            }
-                            b']' => {
-                                r.i += 1;
-                                break;
-                            }
-                            _ => return None,
+                        if !r.more(b']')? {
+                            break;
                         }
                     }
                 }
