@@ -19,6 +19,7 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use arrow::array::timezone::Tz;
 use arrow::array::{
     ArrayRef, BooleanArray, BooleanBufferBuilder, Float32Array, Float64Array, Int64Array,
     ListArray, NullBufferBuilder, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray,
@@ -101,6 +102,13 @@ impl StructPlan {
         if fields.is_empty() || fields.len() > MAX_FIELDS {
             return None;
         }
+        // arrow-json gives a key to the first field of that name and leaves
+        // the others null; not worth copying.
+        let mut names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return None;
+        }
         let plans = fields
             .iter()
             .map(|f| FieldPlan::new(f))
@@ -121,10 +129,11 @@ impl StructPlan {
         self.fields.iter().position(|f| *f.name == *key)
     }
 
-    fn columns(&self, rows: usize) -> Vec<Column> {
+    /// Empty columns for `rows` rows of `input` bytes of JSON in all.
+    fn columns(&self, rows: usize, input: usize) -> Vec<Column> {
         self.fields
             .iter()
-            .map(|f| Column::new(&f.kind, rows))
+            .map(|f| Column::new(&f.kind, rows, input))
             .collect()
     }
 }
@@ -147,6 +156,8 @@ impl Kind {
             DataType::Utf8 => Some(Kind::Utf8 {
                 bytes_per_row: AtomicUsize::new(16),
             }),
+            // A zone arrow-json cannot read fails there before any data.
+            DataType::Timestamp(_, Some(tz)) if tz.parse::<Tz>().is_err() => None,
             DataType::Timestamp(unit, tz) => Some(Kind::Timestamp {
                 unit: *unit,
                 naive_utc: tz.as_deref().is_none_or(|z| matches!(z, "UTC" | "+00:00")),
@@ -182,7 +193,7 @@ enum Column {
 }
 
 impl Column {
-    fn new(kind: &Kind, rows: usize) -> Self {
+    fn new(kind: &Kind, rows: usize, input: usize) -> Self {
         let nulls = NullBufferBuilder::new(rows);
         match kind {
             Kind::Bool => Column::Bool(BooleanBufferBuilder::new(rows), nulls),
@@ -192,21 +203,24 @@ impl Column {
             Kind::Utf8 { bytes_per_row } => {
                 let mut offsets = Vec::with_capacity(rows + 1);
                 offsets.push(0);
+                // Strings cannot hold more than the JSON they come from
+                // (one huge value in the last batch must not size this one).
                 let per_row = bytes_per_row.load(Ordering::Relaxed);
+                let guess = rows.saturating_mul(per_row + per_row / 8);
                 Column::Utf8 {
                     offsets,
-                    data: Vec::with_capacity(rows * (per_row + per_row / 8)),
+                    data: Vec::with_capacity(guess.min(input)),
                     nulls,
                 }
             }
             Kind::Timestamp { .. } => Column::Timestamp(Vec::with_capacity(rows), nulls),
-            Kind::Struct(p) => Column::Struct(p.columns(rows), nulls),
+            Kind::Struct(p) => Column::Struct(p.columns(rows, input), nulls),
             Kind::List { item, .. } => {
                 let mut offsets = Vec::with_capacity(rows + 1);
                 offsets.push(0);
                 Column::List {
                     offsets,
-                    items: Box::new(Column::new(&item.kind, rows)),
+                    items: Box::new(Column::new(&item.kind, rows, input)),
                     nulls,
                 }
             }
@@ -756,7 +770,8 @@ impl FastDecoder {
 
     /// One row per value, or `None` to leave the batch to arrow-json.
     pub fn decode(&self, values: &[&[u8]]) -> Option<RecordBatch> {
-        let mut columns = self.plan.columns(values.len());
+        let input = values.iter().map(|v| v.len()).sum();
+        let mut columns = self.plan.columns(values.len(), input);
         let mut scratch = Vec::new();
         for v in values {
             self.row(v, &mut columns, &mut scratch)?;
@@ -774,7 +789,8 @@ impl FastDecoder {
     pub fn accepted(&self, values: &[&[u8]]) -> Vec<bool> {
         // A value given up halfway leaves its columns uneven: they are only
         // filled to be thrown away.
-        let mut columns = self.plan.columns(values.len());
+        let input = values.iter().map(|v| v.len()).sum();
+        let mut columns = self.plan.columns(values.len(), input);
         let mut scratch = Vec::new();
         values
             .iter()
@@ -1177,6 +1193,20 @@ mod tests {
     }
 
     #[test]
+    fn one_long_string_does_not_size_the_next_batch() {
+        let s = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true)]));
+        let d = FastDecoder::new(s, false).unwrap();
+        let long = format!(r#"{{"s":"{}"}}"#, "x".repeat(1 << 20));
+        assert_eq!(d.decode(&[long.as_bytes()]).unwrap().num_rows(), 1);
+        let short: Vec<&[u8]> = vec![br#"{"s":"x"}"#; 10_000];
+        let b = d.decode(&short).unwrap();
+        let strings = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(strings.values().len(), 10_000);
+        // Sized by this batch's input (90 kB), not by the last one's strings (10 GB).
+        assert!(strings.values().capacity() <= 90_000);
+    }
+
+    #[test]
     fn unknown_fields_are_skipped_unless_strict() {
         let s = schema();
         let v: &[u8] = br#"{"id":"a","extra":{"deep":[1,{"x":"\u0041"},[],{}],"s":"\""},"more":[true,false,null,-1.5e3],"n":7}"#;
@@ -1333,6 +1363,23 @@ mod tests {
         ] {
             let s = Arc::new(Schema::new(vec![Field::new("a", t, true)]));
             assert!(FastDecoder::new(s, false).is_none());
+        }
+        // Names used twice, and time zones arrow-json cannot read.
+        let twice = Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Utf8, true),
+            Field::new("a", DataType::Int64, true),
+        ]);
+        assert!(FastDecoder::new(Arc::new(twice), false).is_none());
+        for tz in ["Not/AZone", ""] {
+            let t = DataType::Timestamp(TimeUnit::Microsecond, Some(tz.into()));
+            let s = Arc::new(Schema::new(vec![Field::new("t", t, true)]));
+            assert!(FastDecoder::new(s, false).is_none(), "{tz:?}");
+        }
+        for tz in ["UTC", "+00:00", "Europe/Paris"] {
+            let t = DataType::Timestamp(TimeUnit::Microsecond, Some(tz.into()));
+            let s = Arc::new(Schema::new(vec![Field::new("t", t, true)]));
+            assert!(FastDecoder::new(s, false).is_some(), "{tz:?}");
         }
         // Keys are compared raw: names JSON would escape are left out too.
         for name in ["a\"b", "a\\b", "a\nb"] {
