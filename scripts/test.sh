@@ -12,18 +12,22 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 step() { printf '\n==> %s (%s)\n' "$*" "$(date +%H:%M:%S)"; }
 
 step "system packages"
+# Each tool and the Debian package that brings it; only what is missing is
+# installed (npm may come from another Node.js distribution, whose nodejs
+# package conflicts with Debian's npm).
 missing=()
-for tool in gcc g++ make perl openssl stunnel npm; do
-  command -v "$tool" >/dev/null || missing+=("$tool")
+for pair in gcc:build-essential g++:build-essential make:build-essential \
+            perl:perl openssl:openssl stunnel:stunnel4 npm:npm; do
+  command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 python3 -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing system packages for: ${missing[*]}"
+  # stunnel4: the TLS proxy of the TLS/SASL tests; npm: Azurite.
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  echo "installing system packages: ${missing[*]}"
   sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
   $sudo_ apt-get update -qq
-  # stunnel4: the TLS proxy of the TLS/SASL tests; npm: Azurite.
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq \
-    build-essential perl python3-venv openssl stunnel4 npm
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${missing[@]}"
 fi
 
 step "Kafka broker: tansu from crates.io (built once, then cached)"
