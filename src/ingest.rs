@@ -97,6 +97,9 @@ pub struct IngestMetrics {
     pub files: AtomicU64,
     /// Messages sent to the dead-letter table.
     pub dead_letters: AtomicU64,
+    /// Times the consumer rejoined its group because partitions assigned
+    /// elsewhere stood still (a member gone without leaving).
+    pub group_rejoins: AtomicU64,
     /// Stop requested.
     pub cancel: AtomicBool,
     /// Commit latencies, seconds.
@@ -378,6 +381,8 @@ impl Ingest {
             if let Ok(mut l) = m.lag.lock() {
                 *l = self.consumer.lag();
             }
+            m.group_rejoins
+                .store(self.consumer.rejoins(), Ordering::Relaxed);
             if !batch.is_empty() {
                 self.write(batch)?;
             }

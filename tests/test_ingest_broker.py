@@ -211,15 +211,10 @@ def test_exactly_once_under_kill_9(broker: str, topic: str, tmp_path: Path, fmt:
 
 
 @pytest.mark.slow
-def test_two_workers_one_stopped_mid_run(broker: str, topic: str, tmp_path: Path) -> None:
-    """Two workers of one group append concurrently to one table; one is
-    stopped mid-run (Ctrl-C: it writes what it has and leaves the group) and
-    the other takes over its partitions from the offsets stored in the table.
-
-    Crash-safety is the kill -9 test above. A worker killed with -9 here would
-    wait forever: tansu 0.6 does not hand an expired member's partitions to
-    the survivors (seen with plain confluent-kafka consumers too).
-    """
+def two_workers(broker: str, topic: str, tmp_path: Path, stop: signal.Signals) -> None:
+    """Two workers of one group append concurrently to one table until
+    4,000 rows are in; then one of them is stopped with `stop`, and the other
+    must take over its partitions from the offsets stored in the table."""
     per_part = produce_n(broker, topic, 20_000, partitions=4, seed=9)
     table = tmp_path / "shared"
     a = start_worker(broker, topic, table, "delta")
@@ -229,10 +224,12 @@ def test_two_workers_one_stopped_mid_run(broker: str, topic: str, tmp_path: Path
         while len(written_offsets(table, "delta")) < 4000:
             assert time.monotonic() < deadline, "the workers made no progress"
             time.sleep(0.2)
-        os.kill(a.pid, signal.SIGINT)
+        os.kill(a.pid, stop)
         a.wait(timeout=60)
+        assert b.poll() is None, "the survivor exited"
         while len(written_offsets(table, "delta")) < 20_000:
             assert time.monotonic() < deadline, "the survivor did not finish"
+            assert b.poll() is None, "the survivor exited"
             time.sleep(0.2)
     finally:
         for w in (a, b):
@@ -241,6 +238,21 @@ def test_two_workers_one_stopped_mid_run(broker: str, topic: str, tmp_path: Path
     written = written_offsets(table, "delta")
     assert len(written) == len(set(written)), "no repeats"
     assert sorted(written) == expected_offsets(per_part), "no gaps"
+
+
+def test_two_workers_one_stopped_mid_run(broker: str, topic: str, tmp_path: Path) -> None:
+    """Ctrl-C: the worker writes what it has and leaves the group."""
+    two_workers(broker, topic, tmp_path, signal.SIGINT)
+
+
+@pytest.mark.slow
+def test_two_workers_one_killed_mid_run(broker: str, topic: str, tmp_path: Path) -> None:
+    """kill -9: the worker leaves half-written files and never says goodbye.
+    The coordinator expires it after the session timeout; where it then
+    drops it without a rebalance (tansu 0.6), the survivor sees the dead
+    worker's partitions stand still with messages waiting and rejoins the
+    group to have them assigned again."""
+    two_workers(broker, topic, tmp_path, signal.SIGKILL)
 
 
 def test_batch_consumer_resumes_from_commits(broker: str, topic: str) -> None:

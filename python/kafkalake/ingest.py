@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ only, the first message at or after a time, or explicit offsets per
 (topic, partition)."""
 
 _POLL_SECONDS = 0.1
+_log = logging.getLogger("kafkalake")
 _DEFAULT_TARGET = 128 * 1024 * 1024
 
 
@@ -57,6 +59,10 @@ class IngestReport:
     """Batches written."""
     files: int = 0
     """Data files written."""
+    group_rejoins: int = 0
+    """Times the worker left and rejoined its consumer group because
+    partitions assigned to another member stood still with messages waiting
+    (that member stopped without leaving the group)."""
     commit_p50_seconds: float = 0.0
     """Median time from a closed batch to its durable commit."""
     commit_p99_seconds: float = 0.0
@@ -395,8 +401,17 @@ class _IngestProgress:
         self._enabled = enabled
         self._bar: Any = None
         self._t0 = time.monotonic()
+        self._rejoins = 0
 
     def update(self, m: Mapping[str, Any]) -> None:
+        if m["group_rejoins"] > self._rejoins:
+            self._rejoins = m["group_rejoins"]
+            _log.warning(
+                "partitions assigned to another member of the consumer group stood still "
+                "with messages waiting (a worker stopped without leaving the group): "
+                "rejoined the group so they are assigned again (%d so far)",
+                self._rejoins,
+            )
         if not self._enabled or time.monotonic() - self._t0 < 1.0:
             return
         if self._bar is None:

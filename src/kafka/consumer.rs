@@ -8,6 +8,11 @@
 //! `auto.offset.reset` is `error`, so a stored offset beyond the end of the
 //! log stops the consumer with a clear error instead of silently skipping
 //! or re-reading data.
+//!
+//! With a sink, a [`GroupWatch`] also looks out for partitions nobody in the
+//! group reads: a member that dies without leaving keeps its partitions until
+//! the coordinator expires it, and some brokers (tansu 0.6) then drop it
+//! without a rebalance, so its partitions would stay unread for good.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -304,6 +309,49 @@ impl ConsumerContext for Context {
     }
 }
 
+/// Watches partitions assigned to other members of the group: one whose
+/// committed offset has not moved for longer than the session timeout (plus
+/// slack for a batch being written) while it has unread messages means its
+/// member is gone without the coordinator reassigning it. This consumer then
+/// leaves and rejoins the group, which makes the coordinator rebalance.
+///
+/// Only used with a sink, whose ingest commits to the group after every
+/// write; a rejoin that was not needed costs one rebalance, never data (each
+/// partition restarts from the offsets stored with the data).
+struct GroupWatch {
+    /// How often to look.
+    every: Duration,
+    /// How long an offset may stand still with messages behind it.
+    stall_after: Duration,
+    next_check: Instant,
+    /// The assignment generation the observations belong to.
+    generation: u64,
+    /// Committed offset of each partition assigned elsewhere, and since when.
+    seen: HashMap<(String, i32), (i64, Instant)>,
+    /// Times this consumer rejoined the group.
+    rejoins: u64,
+}
+
+impl GroupWatch {
+    fn new(opts: &ConsumerOptions) -> Self {
+        // librdkafka's default session timeout.
+        let session = opts
+            .kafka
+            .get("session.timeout.ms")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(45_000);
+        let session = Duration::from_millis(session);
+        GroupWatch {
+            every: (session / 3).clamp(Duration::from_secs(1), Duration::from_secs(10)),
+            stall_after: session + 2 * opts.limits.max_latency + Duration::from_secs(5),
+            next_check: Instant::now(),
+            generation: u64::MAX,
+            seen: HashMap::new(),
+            rejoins: 0,
+        }
+    }
+}
+
 /// Consumes, buffers and cuts batches.
 pub struct BatchingConsumer {
     consumer: BaseConsumer<Context>,
@@ -324,6 +372,8 @@ pub struct BatchingConsumer {
     /// Where consumed keys and values are copied: one allocation for many
     /// messages instead of one each (they share it, counted by reference).
     arena: BytesMut,
+    /// Looks out for partitions nobody reads (with a sink only).
+    watch: Option<GroupWatch>,
 }
 
 /// Size of the chunks [`BatchingConsumer`] copies message bytes into.
@@ -359,6 +409,7 @@ impl BatchingConsumer {
                 "max_rows, max_bytes and max_latency must all be positive".into(),
             ));
         }
+        let watch = lookup.is_some().then(|| GroupWatch::new(&opts));
         let state = Arc::new(Mutex::new(Assignment::default()));
         let shared_generation = Arc::new(AtomicU64::new(0));
         let context = Context {
@@ -409,7 +460,104 @@ impl BatchingConsumer {
             start_hwm: HashMap::new(),
             next: HashMap::new(),
             arena: BytesMut::new(),
+            watch,
         })
+    }
+
+    /// Times this consumer left and rejoined its group because partitions
+    /// assigned elsewhere stood still (see [`GroupWatch`]).
+    pub fn rejoins(&self) -> u64 {
+        self.watch.as_ref().map_or(0, |w| w.rejoins)
+    }
+
+    /// Look at the partitions assigned to other members (when due) and
+    /// rejoin the group if one of them has stood still with messages behind
+    /// its committed offset for too long. Best effort: a request that fails
+    /// is tried again at the next look.
+    fn watch_group(&mut self, now: Instant) -> Result<()> {
+        let Some(w) = self.watch.as_mut() else {
+            return Ok(());
+        };
+        if now < w.next_check {
+            return Ok(());
+        }
+        w.next_check = now + w.every;
+        let Ok(s) = self.state.lock() else {
+            return Ok(());
+        };
+        let settled = s.assigned_once
+            && s.generation == self.generation
+            && self.shared_generation.load(Ordering::Acquire) == self.generation;
+        let mine = s.current.clone();
+        drop(s);
+        if !settled || w.generation != self.generation {
+            // Observations from before a rebalance say nothing about now.
+            w.seen.clear();
+            w.generation = self.generation;
+            return Ok(());
+        }
+        let timeout = self.opts.kafka.connect_timeout;
+        let mut others = TopicPartitionList::new();
+        for topic in &self.opts.topics {
+            let Ok(md) = self.consumer.fetch_metadata(Some(topic), timeout) else {
+                return Ok(());
+            };
+            for t in md.topics() {
+                for p in t.partitions() {
+                    if !mine.contains(&(t.name().to_string(), p.id())) {
+                        others.add_partition(t.name(), p.id());
+                    }
+                }
+            }
+        }
+        if others.count() == 0 {
+            w.seen.clear();
+            return Ok(());
+        }
+        let Ok(committed) = self.consumer.committed_offsets(others, timeout) else {
+            return Ok(());
+        };
+        let mut present = HashSet::new();
+        let mut stalled = Vec::new();
+        for e in committed.elements() {
+            let key = (e.topic().to_string(), e.partition());
+            let offset = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => -1,
+            };
+            present.insert(key.clone());
+            match w.seen.get(&key) {
+                Some(&(o, since)) if o == offset => {
+                    if now.duration_since(since) >= w.stall_after {
+                        stalled.push((key, offset));
+                    }
+                }
+                _ => {
+                    w.seen.insert(key, (offset, now));
+                }
+            }
+        }
+        w.seen.retain(|k, _| present.contains(k));
+        // Standing still is fine where there is nothing to read.
+        let mut behind = false;
+        for ((topic, p), offset) in stalled {
+            match self.consumer.fetch_watermarks(&topic, p, timeout) {
+                Ok((low, high)) if high > offset.max(low) => behind = true,
+                Ok(_) => {
+                    w.seen.insert((topic, p), (offset, now));
+                }
+                Err(_) => {}
+            }
+        }
+        if !behind {
+            return Ok(());
+        }
+        w.seen.clear();
+        w.rejoins += 1;
+        self.consumer.unsubscribe();
+        let topics: Vec<&str> = self.opts.topics.iter().map(String::as_str).collect();
+        self.consumer.subscribe(&topics)?;
+        Ok(())
     }
 
     /// Drop buffered messages of partitions no longer assigned.
@@ -505,6 +653,7 @@ impl BatchingConsumer {
     /// has not happened by then. `force` closes the batch regardless.
     pub fn poll_batch(&mut self, wait: Duration, force: bool) -> Result<ConsumedBatch> {
         let mut now = Instant::now();
+        self.watch_group(now)?;
         let deadline = now + wait;
         // The clock is read after a poll that waited and every 64 messages
         // (read per message, it shows in profiles).

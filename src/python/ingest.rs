@@ -102,6 +102,7 @@ fn report_dict<'py>(
     d.set_item("bytes", m.bytes.load(Ordering::Relaxed))?;
     d.set_item("batches", m.batches.load(Ordering::Relaxed))?;
     d.set_item("files", m.files.load(Ordering::Relaxed))?;
+    d.set_item("group_rejoins", m.group_rejoins.load(Ordering::Relaxed))?;
     let (p50, p99) = m.commit_latency();
     d.set_item("commit_p50_seconds", p50)?;
     d.set_item("commit_p99_seconds", p99)?;
