@@ -131,6 +131,9 @@ struct Assignment {
     generation: u64,
     /// Whether any assignment has happened yet.
     assigned_once: bool,
+    /// Everything was revoked and the next assignment has not come yet
+    /// (a rebalance in progress, or a rejoin): nothing can be caught up.
+    between: bool,
     /// An error from the rebalance callback, raised by the main loop.
     error: Option<Error>,
     /// Partitions (re)assigned since the main loop last looked: their start
@@ -277,6 +280,7 @@ impl ConsumerContext for Context {
                     }
                     s.generation += 1;
                     s.assigned_once = true;
+                    s.between = false;
                     self.generation.store(s.generation, Ordering::Release);
                 }
                 // SAFETY: the client and list are valid for the whole callback.
@@ -293,6 +297,7 @@ impl ConsumerContext for Context {
                     for e in tpl.elements() {
                         s.current.remove(&(e.topic().to_string(), e.partition()));
                     }
+                    s.between = s.current.is_empty();
                     s.generation += 1;
                     self.generation.store(s.generation, Ordering::Release);
                 }
@@ -486,6 +491,7 @@ impl BatchingConsumer {
             return Ok(());
         };
         let settled = s.assigned_once
+            && !s.between
             && s.generation == self.generation
             && self.shared_generation.load(Ordering::Acquire) == self.generation;
         let mine = s.current.clone();
@@ -624,7 +630,7 @@ impl BatchingConsumer {
         let Ok(s) = self.state.lock() else {
             return false;
         };
-        if !s.assigned_once {
+        if !s.assigned_once || s.between {
             return false;
         }
         let current: Vec<(String, i32)> = s.current.iter().cloned().collect();
