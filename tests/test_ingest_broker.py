@@ -512,3 +512,64 @@ def test_compaction_keeps_rows_and_offsets(broker: str, topic: str, tmp_path: Pa
     assert r.commits >= 10
     assert len(DeltaTable(str(periodic)).file_uris()) < r.files
     assert sorted(offsets_in_delta(periodic)) == expected_offsets(per_part)
+
+
+LATEST_SCRIPT = """
+import sys, kafkalake
+servers, topic, table, group = sys.argv[1:5]
+kafkalake.ingest(topic, table, bootstrap_servers=servers, group_id=group, start="latest",
+                 until="forever", progress=False,
+                 config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+"""
+
+
+def test_latest_start_is_kept_by_the_group(broker: str, topic: str, tmp_path: Path) -> None:
+    """start="latest" is resolved once for the group: a worker that found
+    nothing new still moves the group's offsets to the end it started from,
+    so what is produced before the next worker of the group starts is
+    ingested, not skipped (as Kafka's auto.offset.reset=latest applies only
+    where the group has no offset)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    produce_n(broker, topic, 300, partitions=2, seed=4)
+    group = f"latest-{topic}"
+    table = tmp_path / "latest"
+    reader = Consumer({"bootstrap.servers": broker, "group.id": group})
+    ends = [reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in (0, 1)]
+    worker = subprocess.Popen(
+        [sys.executable, "-c", LATEST_SCRIPT, broker, topic, str(table), group],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            got = [tp.offset for tp in reader.committed([TopicPartition(topic, p) for p in (0, 1)])]
+            if got == ends:
+                break
+            assert worker.poll() is None, "the worker exited"
+            assert time.monotonic() < deadline, f"group offsets {got}, log ends {ends}"
+            time.sleep(0.2)
+        os.kill(worker.pid, signal.SIGINT)
+        worker.wait(timeout=60)
+    finally:
+        worker.kill()
+        worker.wait(timeout=30)
+        reader.close()
+    assert not (table / "_delta_log").exists(), "nothing new was produced, nothing written"
+    kafkalake.produce(
+        "iot", topic, bootstrap_servers=broker, count=500, duplicate_ratio=0.0, progress=False
+    )
+    report = kafkalake.ingest(
+        topic,
+        table,
+        bootstrap_servers=broker,
+        group_id=group,
+        start="latest",
+        metadata_columns=True,
+        progress=False,
+    )
+    assert report.rows == 500
+    written = offsets_in_delta(table)
+    assert len(set(written)) == 500
+    assert all(o >= ends[p] for p, o in written), "only what came after the first worker"

@@ -175,8 +175,16 @@ impl Context {
         let mut by_time = TopicPartitionList::new();
         // Without a sink, the group's committed offsets are where this
         // consumer left off (earliest/latest apply only where there are none).
+        // With one, they are where a "latest" start was pinned when nothing
+        // was stored yet (see `GroupWatch`): starting at the end again after
+        // a rebalance would skip what came in meanwhile.
         let mut committed: HashMap<(String, i32), i64> = HashMap::new();
-        if self.lookup.is_none() && matches!(self.start, StartFrom::Earliest | StartFrom::Latest) {
+        let use_committed = match self.start {
+            StartFrom::Latest => true,
+            StartFrom::Earliest => self.lookup.is_none(),
+            _ => false,
+        };
+        if use_committed {
             let mut q = TopicPartitionList::new();
             for (topic, parts) in &by_topic {
                 for p in parts {
@@ -496,37 +504,70 @@ impl BatchingConsumer {
             && self.shared_generation.load(Ordering::Acquire) == self.generation;
         let mine = s.current.clone();
         drop(s);
-        if !settled || w.generation != self.generation {
+        if !settled {
+            return Ok(());
+        }
+        if w.generation != self.generation {
             // Observations from before a rebalance say nothing about now.
             w.seen.clear();
             w.generation = self.generation;
-            return Ok(());
         }
         let timeout = self.opts.kafka.connect_timeout;
-        let mut others = TopicPartitionList::new();
+        let mut all = TopicPartitionList::new();
         for topic in &self.opts.topics {
             let Ok(md) = self.consumer.fetch_metadata(Some(topic), timeout) else {
                 return Ok(());
             };
             for t in md.topics() {
                 for p in t.partitions() {
-                    if !mine.contains(&(t.name().to_string(), p.id())) {
-                        others.add_partition(t.name(), p.id());
-                    }
+                    all.add_partition(t.name(), p.id());
                 }
             }
         }
-        if others.count() == 0 {
-            w.seen.clear();
-            return Ok(());
-        }
-        let Ok(committed) = self.consumer.committed_offsets(others, timeout) else {
+        let Ok(committed) = self.consumer.committed_offsets(all, timeout) else {
             return Ok(());
         };
+        // Own partitions with nothing buffered have had everything before
+        // their position written (a batch is written before the next poll):
+        // the group's offset moves there, so that partitions with nothing
+        // to write (a "latest" start, a lost commit, a transaction marker
+        // last in the log) do not look stalled to the other members.
+        let group: HashMap<(String, i32), i64> = committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
+                _ => None,
+            })
+            .collect();
+        if let Ok(positions) = self.consumer.position() {
+            let mut advance = TopicPartitionList::new();
+            for e in positions.elements() {
+                let key = (e.topic().to_string(), e.partition());
+                let idle = self.buffers.get(&key).is_none_or(|b| b.messages.is_empty());
+                // Nothing consumed yet (a "latest" start): where the end was
+                // when this consumer first reached it.
+                let pos = match e.offset() {
+                    Offset::Offset(pos) => Some(pos),
+                    _ => self.next.get(&key).copied(),
+                };
+                if let (true, Some(pos)) = (idle && mine.contains(&key), pos) {
+                    if group.get(&key).is_none_or(|&c| pos > c) {
+                        let _ = advance.add_partition_offset(&key.0, key.1, Offset::Offset(pos));
+                    }
+                }
+            }
+            if advance.count() > 0 {
+                let _ = self.consumer.commit(&advance, CommitMode::Async);
+            }
+        }
         let mut present = HashSet::new();
         let mut stalled = Vec::new();
         for e in committed.elements() {
             let key = (e.topic().to_string(), e.partition());
+            if mine.contains(&key) || e.error().is_err() {
+                continue;
+            }
             let offset = match e.offset() {
                 Offset::Offset(o) => o,
                 _ => -1,
@@ -659,7 +700,9 @@ impl BatchingConsumer {
     /// has not happened by then. `force` closes the batch regardless.
     pub fn poll_batch(&mut self, wait: Duration, force: bool) -> Result<ConsumedBatch> {
         let mut now = Instant::now();
-        self.watch_group(now)?;
+        if !force {
+            self.watch_group(now)?;
+        }
         let deadline = now + wait;
         // The clock is read after a poll that waited and every 64 messages
         // (read per message, it shows in profiles).
