@@ -210,7 +210,6 @@ def test_exactly_once_under_kill_9(broker: str, topic: str, tmp_path: Path, fmt:
     assert progress[-1] > 0, "the killed workers made progress"
 
 
-@pytest.mark.slow
 def two_workers(broker: str, topic: str, tmp_path: Path, stop: signal.Signals) -> None:
     """Two workers of one group append concurrently to one table until
     4,000 rows are in; then one of them is stopped with `stop`, and the other
@@ -240,6 +239,7 @@ def two_workers(broker: str, topic: str, tmp_path: Path, stop: signal.Signals) -
     assert sorted(written) == expected_offsets(per_part), "no gaps"
 
 
+@pytest.mark.slow
 def test_two_workers_one_stopped_mid_run(broker: str, topic: str, tmp_path: Path) -> None:
     """Ctrl-C: the worker writes what it has and leaves the group."""
     two_workers(broker, topic, tmp_path, signal.SIGINT)

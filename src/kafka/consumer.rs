@@ -527,40 +527,10 @@ impl BatchingConsumer {
         let Ok(committed) = self.consumer.committed_offsets(all, timeout) else {
             return Ok(());
         };
-        // Own partitions with nothing buffered have had everything before
-        // their position written (a batch is written before the next poll):
-        // the group's offset moves there, so that partitions with nothing
-        // to write (a "latest" start, a lost commit, a transaction marker
-        // last in the log) do not look stalled to the other members.
-        let group: HashMap<(String, i32), i64> = committed
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
-                _ => None,
-            })
-            .collect();
-        if let Ok(positions) = self.consumer.position() {
-            let mut advance = TopicPartitionList::new();
-            for e in positions.elements() {
-                let key = (e.topic().to_string(), e.partition());
-                let idle = self.buffers.get(&key).is_none_or(|b| b.messages.is_empty());
-                // Nothing consumed yet (a "latest" start): where the end was
-                // when this consumer first reached it.
-                let pos = match e.offset() {
-                    Offset::Offset(pos) => Some(pos),
-                    _ => self.next.get(&key).copied(),
-                };
-                if let (true, Some(pos)) = (idle && mine.contains(&key), pos) {
-                    if group.get(&key).is_none_or(|&c| pos > c) {
-                        let _ = advance.add_partition_offset(&key.0, key.1, Offset::Offset(pos));
-                    }
-                }
-            }
-            if advance.count() > 0 {
-                let _ = self.consumer.commit(&advance, CommitMode::Async);
-            }
-        }
+        self.commit_idle_positions(&mine, &committed);
+        let Some(w) = self.watch.as_mut() else {
+            return Ok(());
+        };
         let mut present = HashSet::new();
         let mut stalled = Vec::new();
         for e in committed.elements() {
@@ -605,6 +575,49 @@ impl BatchingConsumer {
         let topics: Vec<&str> = self.opts.topics.iter().map(String::as_str).collect();
         self.consumer.subscribe(&topics)?;
         Ok(())
+    }
+
+    /// Own partitions with nothing buffered have had everything before their
+    /// position written (a batch is written before the next poll): their
+    /// group offset moves there, so partitions with nothing to write (a
+    /// "latest" start, a commit lost in a rebalance, a transaction marker
+    /// last in the log) do not look stalled to the other members.
+    fn commit_idle_positions(&self, mine: &HashSet<(String, i32)>, committed: &TopicPartitionList) {
+        let group: HashMap<(String, i32), i64> = committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
+                _ => None,
+            })
+            .collect();
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        let mut advance = TopicPartitionList::new();
+        for e in positions.elements() {
+            let key = (e.topic().to_string(), e.partition());
+            if !mine.contains(&key)
+                || self
+                    .buffers
+                    .get(&key)
+                    .is_some_and(|b| !b.messages.is_empty())
+            {
+                continue;
+            }
+            // Nothing consumed yet (a "latest" start): where the end was
+            // when this consumer first reached it.
+            let pos = match e.offset() {
+                Offset::Offset(pos) => Some(pos),
+                _ => self.next.get(&key).copied(),
+            };
+            if let Some(pos) = pos.filter(|&p| group.get(&key).is_none_or(|&c| p > c)) {
+                let _ = advance.add_partition_offset(&key.0, key.1, Offset::Offset(pos));
+            }
+        }
+        if advance.count() > 0 {
+            let _ = self.consumer.commit(&advance, CommitMode::Async);
+        }
     }
 
     /// Drop buffered messages of partitions no longer assigned.
