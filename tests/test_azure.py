@@ -191,13 +191,20 @@ kafkalake.ingest(topic, uri, bootstrap_servers=servers, format=fmt, metadata_col
 
 
 def start_worker(
-    broker: str, topic: str, uri: str, fmt: str, opts: dict[str, str]
+    broker: str, topic: str, uri: str, fmt: str, opts: dict[str, str], log: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-c", WORKER, broker, topic, uri, fmt, json.dumps(opts)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """A worker process; its stderr (kafkalake's warnings) goes to `log` if given."""
+    with open(log, "wb") if log else open(os.devnull, "wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-c", WORKER, broker, topic, uri, fmt, json.dumps(opts)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+
+
+def logs(*paths: Path) -> str:
+    """What the workers wrote to stderr, for a failure message."""
+    return "\n".join(f"--- {p.name}:\n{p.read_text(errors='replace')[-4000:]}" for p in paths)
 
 
 @pytest.mark.slow
@@ -243,7 +250,9 @@ def test_exactly_once_under_kill_9_on_azurite(
 
 
 @pytest.mark.slow
-def test_two_concurrent_writers_on_azurite(broker: str, topic: str, azurite: Azurite) -> None:
+def test_two_concurrent_writers_on_azurite(
+    broker: str, topic: str, azurite: Azurite, tmp_path: Path
+) -> None:
     """Two workers of one group commit to one Delta table on Blob storage at
     the same time (conflicts retried); one leaves mid-run, the other finishes."""
     per_part = produce_n(broker, topic, 20_000, seed=13)
@@ -256,17 +265,20 @@ def test_two_concurrent_writers_on_azurite(broker: str, topic: str, azurite: Azu
             return []
         return delta_offsets(uri, opts)
 
-    a = start_worker(broker, topic, uri, "delta", opts)
-    b = start_worker(broker, topic, uri, "delta", opts)
+    a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
+    a = start_worker(broker, topic, uri, "delta", opts, a_log)
+    b = start_worker(broker, topic, uri, "delta", opts, b_log)
     try:
         deadline = time.monotonic() + 300
         while len(written()) < 4000:
-            assert time.monotonic() < deadline, "the workers made no progress"
+            assert time.monotonic() < deadline, "no progress\n" + logs(a_log, b_log)
             time.sleep(0.5)
         os.kill(a.pid, signal.SIGINT)
         a.wait(timeout=60)
         while len(written()) < 20_000:
-            assert time.monotonic() < deadline, "the survivor did not finish"
+            assert time.monotonic() < deadline, (
+                f"the survivor did not finish ({len(written())} rows)\n" + logs(a_log, b_log)
+            )
             time.sleep(0.5)
     finally:
         for w in (a, b):

@@ -341,6 +341,9 @@ struct GroupWatch {
     generation: u64,
     /// Committed offset of each partition assigned elsewhere, and since when.
     seen: HashMap<(String, i32), (i64, Instant)>,
+    /// Since when a revoke has had no assignment after it (or, before the
+    /// first assignment, since the watch started).
+    unassigned_since: Option<Instant>,
     /// Times this consumer rejoined the group.
     rejoins: u64,
 }
@@ -360,6 +363,7 @@ impl GroupWatch {
             next_check: Instant::now(),
             generation: u64::MAX,
             seen: HashMap::new(),
+            unassigned_since: None,
             rejoins: 0,
         }
     }
@@ -502,8 +506,20 @@ impl BatchingConsumer {
             && !s.between
             && s.generation == self.generation
             && self.shared_generation.load(Ordering::Acquire) == self.generation;
+        let unassigned = !s.assigned_once || s.between;
         let mine = s.current.clone();
         drop(s);
+        if unassigned {
+            // A rebalance that never ends (a coordinator waiting on a member
+            // that is gone) leaves this consumer with nothing to read, for
+            // good: joining again starts a new one.
+            let since = *w.unassigned_since.get_or_insert(now);
+            if now.duration_since(since) >= w.stall_after {
+                return self.rejoin();
+            }
+            return Ok(());
+        }
+        w.unassigned_since = None;
         if !settled {
             return Ok(());
         }
@@ -555,26 +571,91 @@ impl BatchingConsumer {
             }
         }
         w.seen.retain(|k, _| present.contains(k));
-        // Standing still is fine where there is nothing to read.
-        let mut behind = false;
-        for ((topic, p), offset) in stalled {
-            match self.consumer.fetch_watermarks(&topic, p, timeout) {
-                Ok((low, high)) if high > offset.max(low) => behind = true,
-                Ok(_) => {
-                    w.seen.insert((topic, p), (offset, now));
-                }
-                Err(_) => {}
-            }
-        }
-        if !behind {
+        if stalled.is_empty() {
             return Ok(());
         }
-        w.seen.clear();
-        w.rejoins += 1;
+        // Standing still is fine where there is nothing to read. One request
+        // for the ends of all stalled partitions (and one for the starts of
+        // those with nothing committed), not one per partition.
+        let Some(high) = self.log_ends(stalled.iter().map(|(k, _)| k), Offset::End) else {
+            return Ok(());
+        };
+        let Some(low) = self.log_ends(
+            stalled.iter().filter(|(_, o)| *o < 0).map(|(k, _)| k),
+            Offset::Beginning,
+        ) else {
+            return Ok(());
+        };
+        let Some(w) = self.watch.as_mut() else {
+            return Ok(());
+        };
+        let mut behind = false;
+        for (key, offset) in stalled {
+            let Some(&h) = high.get(&key) else { continue };
+            let from = if offset < 0 {
+                low.get(&key).copied()
+            } else {
+                Some(offset)
+            };
+            match from {
+                Some(from) if h > from => behind = true,
+                Some(_) => {
+                    w.seen.insert(key, (offset, now));
+                }
+                None => {}
+            }
+        }
+        if behind {
+            return self.rejoin();
+        }
+        Ok(())
+    }
+
+    /// Leave the group and join it again, which makes the coordinator
+    /// rebalance (see [`GroupWatch`]).
+    fn rejoin(&mut self) -> Result<()> {
+        if let Some(w) = self.watch.as_mut() {
+            w.seen.clear();
+            w.unassigned_since = None;
+            w.rejoins += 1;
+        }
         self.consumer.unsubscribe();
         let topics: Vec<&str> = self.opts.topics.iter().map(String::as_str).collect();
         self.consumer.subscribe(&topics)?;
         Ok(())
+    }
+
+    /// The log end (`Offset::End`) or start (`Offset::Beginning`) of each
+    /// partition, in one ListOffsets round trip per leader; `None` if the
+    /// request failed (an empty map for no partitions).
+    fn log_ends<'a>(
+        &self,
+        partitions: impl Iterator<Item = &'a (String, i32)>,
+        which: Offset,
+    ) -> Option<HashMap<(String, i32), i64>> {
+        let mut tpl = TopicPartitionList::new();
+        for (t, p) in partitions {
+            tpl.add_partition_offset(t, *p, which).ok()?;
+        }
+        if tpl.count() == 0 {
+            return Some(HashMap::new());
+        }
+        let found = self
+            .consumer
+            .offsets_for_times(tpl, self.opts.kafka.connect_timeout)
+            .ok()?;
+        Some(
+            found
+                .elements()
+                .iter()
+                .filter_map(|e| match (e.error(), e.offset()) {
+                    (Ok(()), Offset::Offset(o)) => {
+                        Some(((e.topic().to_string(), e.partition()), o))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        )
     }
 
     /// Own partitions with nothing buffered have had everything before their
