@@ -15,7 +15,8 @@
 //! without a rebalance, so its partitions would stay unread for good.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ffi::{c_char, CStr, CString};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ use bytes::{Bytes, BytesMut};
 use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -150,6 +151,115 @@ struct Context {
     generation: Arc<AtomicU64>,
     /// Explicit starts apply once; later assignments resume from the group.
     started: Mutex<HashSet<(String, i32)>>,
+    /// The queue assigned partitions' messages are forwarded to (see
+    /// [`FetchQueue`]); null until it exists and once it is gone.
+    fetch_queue: Arc<AtomicPtr<rdsys::rd_kafka_queue_t>>,
+}
+
+/// A queue of the consumer's own that assigned partitions' messages are
+/// forwarded to, away from the consumer queue: it holds nothing but
+/// messages (and partition ends), so they can be taken many at a time
+/// (`rd_kafka_consume_batch_queue`, one call per up to [`DRAIN`] messages)
+/// instead of one event each. Rebalances, commits and errors stay on the
+/// consumer queue, served by polling it as before; a message that reaches
+/// it anyway (fetched before its partition was forwarded) is taken there.
+struct FetchQueue {
+    queue: *mut rdsys::rd_kafka_queue_t,
+    shared: Arc<AtomicPtr<rdsys::rd_kafka_queue_t>>,
+}
+
+// SAFETY: librdkafka queues may be used from any thread, at once too.
+unsafe impl Send for FetchQueue {}
+unsafe impl Sync for FetchQueue {}
+
+impl Drop for FetchQueue {
+    fn drop(&mut self) {
+        self.shared.store(std::ptr::null_mut(), Ordering::Release);
+        // SAFETY: created by rd_kafka_queue_new and destroyed once, before
+        // the client (it is declared before the consumer).
+        unsafe { rdsys::rd_kafka_queue_destroy(self.queue) };
+    }
+}
+
+/// Room for the messages of one `rd_kafka_consume_batch_queue` call
+/// (empty between calls).
+struct Drained(Vec<*mut rdsys::rd_kafka_message_t>);
+
+// SAFETY: it holds no message between calls; librdkafka messages may be
+// destroyed from any thread.
+unsafe impl Send for Drained {}
+// SAFETY: only touched through `&mut`.
+unsafe impl Sync for Drained {}
+
+/// A message from the consumer queue, copied out so the consumer can be
+/// borrowed again (rare: most messages come through the [`FetchQueue`]).
+struct Owned {
+    partition: i32,
+    offset: i64,
+    timestamp_ms: Option<i64>,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Option<Vec<(String, Option<Vec<u8>>)>>,
+    topic: String,
+}
+
+impl Owned {
+    fn of(m: &BorrowedMessage<'_>) -> Self {
+        Owned {
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp_ms: m.timestamp().to_millis(),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            headers: m.headers().map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            }),
+            topic: m.topic().to_string(),
+        }
+    }
+
+    fn push_into(self, c: &mut BatchingConsumer, now: &mut Instant) -> Result<()> {
+        let topic = self.topic;
+        c.push(
+            self.partition,
+            self.offset,
+            self.timestamp_ms,
+            self.key.as_deref(),
+            self.value.as_deref(),
+            self.headers,
+            || topic,
+            now,
+        )
+    }
+}
+
+/// Messages taken from the [`FetchQueue`] per call.
+const DRAIN: usize = 1024;
+
+/// Forward the messages of `partitions` to `queue` (nothing when null).
+///
+/// # Safety
+/// `native` is a live consumer handle and `queue` null or a live queue of it.
+unsafe fn forward_partitions<'a>(
+    native: *mut rdsys::rd_kafka_t,
+    queue: *mut rdsys::rd_kafka_queue_t,
+    partitions: impl Iterator<Item = (&'a str, i32)>,
+) {
+    if queue.is_null() {
+        return;
+    }
+    for (topic, p) in partitions {
+        let Ok(topic) = CString::new(topic) else {
+            continue;
+        };
+        let pq = rdsys::rd_kafka_queue_get_partition(native, topic.as_ptr(), p);
+        if !pq.is_null() {
+            rdsys::rd_kafka_queue_forward(pq, queue);
+            rdsys::rd_kafka_queue_destroy(pq);
+        }
+    }
 }
 
 impl ClientContext for Context {}
@@ -293,6 +403,12 @@ impl ConsumerContext for Context {
                 }
                 // SAFETY: the client and list are valid for the whole callback.
                 unsafe {
+                    // Before the fetch starts, so none of it goes elsewhere.
+                    forward_partitions(
+                        native,
+                        self.fetch_queue.load(Ordering::Acquire),
+                        tpl.elements().iter().map(|e| (e.topic(), e.partition())),
+                    );
                     if cooperative {
                         rdsys::rd_kafka_incremental_assign(native, tpl.ptr());
                     } else {
@@ -371,6 +487,12 @@ impl GroupWatch {
 
 /// Consumes, buffers and cuts batches.
 pub struct BatchingConsumer {
+    /// Declared first: destroyed before the client it belongs to.
+    fetch: FetchQueue,
+    /// When assigned partitions were last forwarded to `fetch` again.
+    forwarded_at: Instant,
+    /// Messages taken from `fetch`, destroyed as soon as they are copied.
+    drained: Drained,
     consumer: BaseConsumer<Context>,
     opts: ConsumerOptions,
     state: Arc<Mutex<Assignment>>,
@@ -436,7 +558,9 @@ impl BatchingConsumer {
             timeout: opts.kafka.connect_timeout,
             state: state.clone(),
             started: Mutex::new(HashSet::new()),
+            fetch_queue: Arc::new(AtomicPtr::new(std::ptr::null_mut())),
         };
+        let shared_queue = context.fetch_queue.clone();
         let defaults = [
             ("group.id", opts.group_id.clone()),
             // Offsets are committed by kafkalake after the data is durable.
@@ -460,10 +584,25 @@ impl BatchingConsumer {
                 .collect::<Vec<_>>(),
         );
         let consumer: BaseConsumer<Context> = config.create_with_context(context)?;
+        // SAFETY: a live client handle.
+        let queue = unsafe { rdsys::rd_kafka_queue_new(consumer.client().native_ptr()) };
+        if queue.is_null() {
+            return Err(Error::Kafka(
+                "could not create the consumer's fetch queue".into(),
+            ));
+        }
+        shared_queue.store(queue, Ordering::Release);
+        let fetch = FetchQueue {
+            queue,
+            shared: shared_queue,
+        };
         check_topics(&opts.kafka, &opts.topics)?;
         let topics: Vec<&str> = opts.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(BatchingConsumer {
+            fetch,
+            forwarded_at: Instant::now(),
+            drained: Drained(Vec::with_capacity(DRAIN)),
             consumer,
             opts,
             state,
@@ -688,8 +827,14 @@ impl BatchingConsumer {
             }
             // Nothing consumed yet (a "latest" start): where the end was
             // when this consumer first reached it.
+            // The position is capped at the log end: batch consumption
+            // counts a partition-end event as a message and moves the
+            // position one past it.
             let pos = match e.offset() {
-                Offset::Offset(pos) => Some(pos),
+                Offset::Offset(pos) => Some(match self.cached_high_watermark(&key.0, key.1) {
+                    Some(high) => pos.min(high),
+                    None => pos,
+                }),
                 _ => self.next.get(&key).copied(),
             };
             if let Some(pos) = pos.filter(|&p| group.get(&key).is_none_or(|&c| p > c)) {
@@ -789,6 +934,223 @@ impl BatchingConsumer {
         })
     }
 
+    /// Forward the assigned partitions to the fetch queue again, once a
+    /// second: stopping a partition's fetch (a revoke) clears its
+    /// forwarding, and should that land after the next assignment
+    /// forwarded it, its messages would otherwise wait where nobody looks.
+    fn reforward(&mut self, now: Instant) {
+        if now.duration_since(self.forwarded_at) < Duration::from_secs(1) {
+            return;
+        }
+        self.forwarded_at = now;
+        let Ok(s) = self.state.lock() else {
+            return;
+        };
+        let current: Vec<(String, i32)> = s.current.iter().cloned().collect();
+        drop(s);
+        // SAFETY: live client and queue (the queue outlives this call).
+        unsafe {
+            forward_partitions(
+                self.consumer.client().native_ptr(),
+                self.fetch.queue,
+                current.iter().map(|(t, p)| (t.as_str(), *p)),
+            );
+        }
+    }
+
+    /// Take up to [`DRAIN`] messages from the fetch queue, waiting up to
+    /// `timeout_ms` for the first; how many. No more than the batch has
+    /// room for: all of its rows, and as many messages as its bytes (at
+    /// the average size so far).
+    fn drain(&mut self, timeout_ms: i32) -> usize {
+        let limits = &self.opts.limits;
+        let mut room = limits.max_rows.saturating_sub(self.rows).clamp(1, DRAIN);
+        if self.rows > 0 && self.bytes > 0 {
+            let average = (self.bytes / self.rows).max(1);
+            room = room.min(limits.max_bytes.saturating_sub(self.bytes) / average + 1);
+        }
+        let d = &mut self.drained.0;
+        d.clear();
+        d.reserve(DRAIN);
+        // SAFETY: the array has room for `room` <= DRAIN pointers;
+        // librdkafka fills the first `n`, destroyed by `take_drained`.
+        unsafe {
+            let n = rdsys::rd_kafka_consume_batch_queue(
+                self.fetch.queue,
+                timeout_ms,
+                d.as_mut_ptr(),
+                room,
+            );
+            let n = n.max(0) as usize;
+            d.set_len(n);
+            n
+        }
+    }
+
+    /// Buffer the drained messages (each destroyed right after its bytes
+    /// are copied).
+    fn take_drained(&mut self, now: &mut Instant) -> Result<()> {
+        let drained = std::mem::take(&mut self.drained.0);
+        let mut outcome = Ok(());
+        for &m in &drained {
+            if outcome.is_ok() {
+                // SAFETY: a message returned by librdkafka and not yet destroyed.
+                outcome = unsafe { self.take_native(&*m, now) };
+            }
+            // SAFETY: as above; destroyed once.
+            unsafe { rdsys::rd_kafka_message_destroy(m) };
+        }
+        self.drained.0 = drained;
+        self.drained.0.clear();
+        outcome
+    }
+
+    /// One message straight from librdkafka's struct.
+    ///
+    /// # Safety
+    /// `m` is a live message of this consumer.
+    unsafe fn take_native(
+        &mut self,
+        m: &rdsys::rd_kafka_message_t,
+        now: &mut Instant,
+    ) -> Result<()> {
+        if m.err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
+            let e = if m.err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                KafkaError::PartitionEOF(m.partition)
+            } else {
+                KafkaError::MessageConsumption(m.err.into())
+            };
+            return self.take_result(Err(e));
+        }
+        let bytes = |p: *mut std::ffi::c_void, len: usize| {
+            (!p.is_null()).then(|| std::slice::from_raw_parts(p as *const u8, len))
+        };
+        let mut kind = rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+        let ts = rdsys::rd_kafka_message_timestamp(m, &mut kind);
+        let timestamp_ms = (kind
+            != rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+            .then_some(ts);
+        let mut hdrs: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
+        let headers = (rdsys::rd_kafka_message_headers(m, &mut hdrs)
+            == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR
+            && !hdrs.is_null())
+        .then(|| {
+            let mut out = Vec::new();
+            let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0usize);
+            while rdsys::rd_kafka_header_get_all(hdrs, out.len(), &mut name, &mut value, &mut size)
+                == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR
+            {
+                let key = CStr::from_ptr(name as *const c_char)
+                    .to_string_lossy()
+                    .into_owned();
+                let value = (!value.is_null())
+                    .then(|| std::slice::from_raw_parts(value as *const u8, size).to_vec());
+                out.push((key, value));
+            }
+            out
+        });
+        let topic = || {
+            let t = rdsys::rd_kafka_topic_name(m.rkt);
+            CStr::from_ptr(t).to_string_lossy().into_owned()
+        };
+        self.push(
+            m.partition,
+            m.offset,
+            timestamp_ms,
+            bytes(m.key, m.key_len),
+            bytes(m.payload, m.len),
+            headers,
+            topic,
+            now,
+        )
+    }
+
+    /// Buffer a message, its key and value copied (the caller frees it).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn push(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        timestamp_ms: Option<i64>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: Option<Vec<(String, Option<Vec<u8>>)>>,
+        topic: impl FnOnce() -> String,
+        now: &mut Instant,
+    ) -> Result<()> {
+        // With one topic subscribed (no patterns), the partition says it
+        // all: reading the name costs a strlen and a UTF-8 check per message.
+        if self.opts.topics.len() == 1 {
+            if !matches!(&self.last_key, Some((_, p)) if *p == partition) {
+                self.last_key = Some((self.opts.topics[0].clone(), partition));
+            }
+        } else {
+            let name = topic();
+            if !matches!(&self.last_key, Some((t, p)) if *p == partition && *t == name) {
+                self.last_key = Some((name, partition));
+            }
+        }
+        let raw = RawMessage {
+            partition,
+            offset,
+            timestamp_ms,
+            key: key.map(|k| copy_into(&mut self.arena, k)),
+            value: value.map(|v| copy_into(&mut self.arena, v)),
+            headers,
+        };
+        if self.shared_generation.load(Ordering::Acquire) != self.generation {
+            self.sync_assignment()?;
+        }
+        let len = raw.value.as_ref().map_or(0, Bytes::len);
+        let key = self.last_key.as_ref().expect("set above");
+        let buf = match self.buffers.get_mut(key) {
+            Some(b) => b,
+            None => self.buffers.entry(key.clone()).or_default(),
+        };
+        buf.messages.push(raw);
+        buf.bytes += len;
+        self.rows += 1;
+        self.bytes += len;
+        if self.oldest.is_none() {
+            *now = Instant::now();
+            self.oldest = Some(*now);
+        }
+        Ok(())
+    }
+
+    /// A consumed message's outcome (already buffered when `Ok`), or an
+    /// error: partition ends are noted, the rest fail the poll.
+    fn take_result(&mut self, item: std::result::Result<Result<()>, KafkaError>) -> Result<()> {
+        match item {
+            Ok(r) => r,
+            // At the end of a partition: remember where that is.
+            Err(KafkaError::PartitionEOF(p)) if self.opts.topics.len() == 1 => {
+                // Apply a new assignment first, or the end recorded here
+                // would be dropped with the partition's old state.
+                if self.shared_generation.load(Ordering::Acquire) != self.generation {
+                    self.sync_assignment()?;
+                }
+                let key = (self.opts.topics[0].clone(), p);
+                if let Some(h) = self.cached_high_watermark(&key.0, p) {
+                    self.start_hwm.entry(key.clone()).or_insert(h);
+                    self.next.entry(key).or_insert(h);
+                }
+                Ok(())
+            }
+            Err(KafkaError::PartitionEOF(_)) => Ok(()),
+            Err(KafkaError::MessageConsumption(
+                RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset,
+            )) => Err(Error::Kafka(
+                "an offset stored with the data is beyond the end of the topic's log \
+                 (the topic was deleted, recreated or truncated); write to a new table \
+                 or directory, or use another ingest name"
+                    .into(),
+            )),
+            Err(e) => Err(Error::Kafka(format!("consuming: {e}"))),
+        }
+    }
+
     /// The next batch, once it is closed by rows, bytes or latency: blocks up
     /// to `wait` for that, and returns an empty batch (buffers kept) if it
     /// has not happened by then. `force` closes the batch regardless.
@@ -798,9 +1160,10 @@ impl BatchingConsumer {
             self.watch_group(now)?;
         }
         let deadline = now + wait;
+        self.reforward(now);
         // The clock is read after a poll that waited and every 64 messages
         // (read per message, it shows in profiles).
-        let (mut waited, mut unclocked) = (false, 0u32);
+        let (mut waited, mut unclocked) = (false, 0usize);
         while !force && !self.is_full(now) {
             if waited || unclocked >= 64 {
                 now = Instant::now();
@@ -809,80 +1172,31 @@ impl BatchingConsumer {
                     break;
                 }
             }
-            unclocked += 1;
-            let step = (deadline - now).min(Duration::from_millis(100));
-            match self.consumer.poll(Duration::ZERO).or_else(|| {
-                waited = true;
-                self.consumer.poll(step)
-            }) {
+            // Messages, many at a time, from the fetch queue.
+            let drained = self.drain(0);
+            if drained > 0 {
+                unclocked += drained;
+                self.take_drained(&mut now)?;
+            }
+            // Rebalances, errors, commits (and any message that reached the
+            // consumer queue before its partition was forwarded).
+            match self.consumer.poll(Duration::ZERO) {
+                Some(item) => {
+                    unclocked += 1;
+                    let item = item.map(|m| Owned::of(&m));
+                    let item = item.map(|m| m.push_into(self, &mut now));
+                    self.take_result(item)?;
+                    continue;
+                }
+                None if drained > 0 => continue,
                 None => {}
-                Some(Ok(m)) => {
-                    let partition = m.partition();
-                    // With one topic subscribed (no patterns), the partition
-                    // says it all: reading the name costs a strlen and a
-                    // UTF-8 check per message.
-                    let one_topic = self.opts.topics.len() == 1;
-                    let same = matches!(&self.last_key, Some((t, p))
-                        if *p == partition && (one_topic || t == m.topic()));
-                    if !same {
-                        self.last_key = Some((m.topic().to_string(), partition));
-                    }
-                    let raw = RawMessage {
-                        partition,
-                        offset: m.offset(),
-                        timestamp_ms: m.timestamp().to_millis(),
-                        key: m.key().map(|k| copy_into(&mut self.arena, k)),
-                        value: m.payload().map(|v| copy_into(&mut self.arena, v)),
-                        headers: m.headers().map(|h| {
-                            h.iter()
-                                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                                .collect()
-                        }),
-                    };
-                    drop(m);
-                    if self.shared_generation.load(Ordering::Acquire) != self.generation {
-                        self.sync_assignment()?;
-                    }
-                    let len = raw.value.as_ref().map_or(0, Bytes::len);
-                    let key = self.last_key.as_ref().expect("set above");
-                    let buf = match self.buffers.get_mut(key) {
-                        Some(b) => b,
-                        None => self.buffers.entry(key.clone()).or_default(),
-                    };
-                    buf.messages.push(raw);
-                    buf.bytes += len;
-                    self.rows += 1;
-                    self.bytes += len;
-                    if self.oldest.is_none() {
-                        now = Instant::now();
-                        self.oldest = Some(now);
-                    }
-                }
-                // At the end of a partition: remember where that is.
-                Some(Err(KafkaError::PartitionEOF(p))) if self.opts.topics.len() == 1 => {
-                    // Apply a new assignment first, or the end recorded here
-                    // would be dropped with the partition's old state.
-                    if self.shared_generation.load(Ordering::Acquire) != self.generation {
-                        self.sync_assignment()?;
-                    }
-                    let key = (self.opts.topics[0].clone(), p);
-                    if let Some(h) = self.cached_high_watermark(&key.0, p) {
-                        self.start_hwm.entry(key.clone()).or_insert(h);
-                        self.next.entry(key).or_insert(h);
-                    }
-                }
-                Some(Err(KafkaError::PartitionEOF(_))) => {}
-                Some(Err(KafkaError::MessageConsumption(
-                    RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset,
-                ))) => {
-                    return Err(Error::Kafka(
-                        "an offset stored with the data is beyond the end of the topic's log \
-                         (the topic was deleted, recreated or truncated); write to a new table \
-                         or directory, or use another ingest name"
-                            .into(),
-                    ));
-                }
-                Some(Err(e)) => return Err(Error::Kafka(format!("consuming: {e}"))),
+            }
+            // Nothing anywhere: wait for messages (rebalances are served
+            // after the short step).
+            waited = true;
+            let step = (deadline - now).min(Duration::from_millis(50));
+            if self.drain(step.as_millis() as i32) > 0 {
+                self.take_drained(&mut now)?;
             }
         }
         self.sync_assignment()?;
