@@ -101,6 +101,39 @@ def test_delta_ingest_reads_back_with_deltalake_and_pyarrow(
     assert len(offsets_in_delta(table)) == 6000
 
 
+def test_headers_kept_only_as_metadata_columns(broker: str, topic: str, tmp_path: Path) -> None:
+    """Kafka headers land in `_headers` when metadata columns are asked for
+    (and are not read at all otherwise)."""
+    from confluent_kafka import Producer
+
+    create_topic(broker, topic, 1)
+    p = Producer({"bootstrap.servers": broker})
+    for i in range(30):
+        headers = (
+            [("source", b"lab"), ("seq", str(i).encode()), ("empty", None)] if i % 3 == 0 else None
+        )
+        p.produce(topic, json.dumps({"i": i}).encode(), headers=headers)
+    assert p.flush(30) == 0
+    with_meta = tmp_path / "with"
+    kafkalake.ingest(
+        topic, with_meta, bootstrap_servers=broker, metadata_columns=True, progress=False
+    )
+    rows = query(with_meta, "SELECT i, _headers FROM t ORDER BY i").to_pylist()
+    assert [r["i"] for r in rows] == list(range(30))
+    for r in rows:
+        if r["i"] % 3 == 0:
+            assert r["_headers"] == [
+                ("source", b"lab"),
+                ("seq", str(r["i"]).encode()),
+                ("empty", None),
+            ], r
+        else:
+            assert r["_headers"] is None, r
+    without = tmp_path / "without"
+    kafkalake.ingest(topic, without, bootstrap_servers=broker, progress=False)
+    assert pa.schema(DeltaTable(str(without)).schema()).names == ["i"]
+
+
 def test_dead_letters(broker: str, topic: str, tmp_path: Path) -> None:
     create_topic(broker, topic, 2)
     kafkalake.produce(

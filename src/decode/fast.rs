@@ -393,37 +393,54 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     word(a, n - 8) == word(b, n - 8)
 }
 
-/// Whether the 4 bytes of `v` (little-endian) are all ASCII digits.
+/// The value of 8 digits read little-endian (first digit in the low byte),
+/// each byte already less `'0'`.
 #[inline]
-fn four_digits(v: u32) -> bool {
-    (v.wrapping_add(0x4646_4646) | v.wrapping_sub(0x3030_3030)) & 0x8080_8080 == 0
-}
-
-/// The value of 4 ASCII digits read little-endian.
-#[inline]
-fn parse_four_digits(v: u32) -> u64 {
-    let v = v.wrapping_sub(0x3030_3030);
-    let v = v.wrapping_mul(10).wrapping_add(v >> 8); // pairs in bytes 0 and 2
-    u64::from((v & 0xFF) * 100 + ((v >> 16) & 0xFF))
-}
-
-/// Whether the 8 bytes of `v` (little-endian) are all ASCII digits.
-#[inline]
-fn eight_digits(v: u64) -> bool {
-    (v.wrapping_add(0x4646_4646_4646_4646) | v.wrapping_sub(0x3030_3030_3030_3030))
-        & 0x8080_8080_8080_8080
-        == 0
-}
-
-/// The value of 8 ASCII digits read little-endian (first digit in the low byte).
-#[inline]
-fn parse_eight_digits(v: u64) -> u64 {
-    let v = v.wrapping_sub(0x3030_3030_3030_3030);
+fn eight_values(v: u64) -> u64 {
     // Pairs of digits, then pairs of pairs, then the two halves.
     let v = v.wrapping_mul(10).wrapping_add(v >> 8);
     let low = (v & 0x0000_00FF_0000_00FF).wrapping_mul(100 + (1_000_000 << 32));
     let high = ((v >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32));
     low.wrapping_add(high) >> 32
+}
+
+const POW10_U64: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
+
+/// The ASCII digits at `b[*i..]` added to `m` (wrapping), eight at a time;
+/// returns how many there were, `*i` moved past them.
+#[inline]
+fn digits(b: &[u8], i: &mut usize, m: &mut u64) -> usize {
+    let first = *i;
+    while let Some(chunk) = b.get(*i..*i + 8) {
+        let v = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let d = v.wrapping_sub(0x3030_3030_3030_3030);
+        // The lowest byte that is not a digit gets its high bit set here
+        // (borrows and carries only reach the bytes above it).
+        let stop = (v.wrapping_add(0x4646_4646_4646_4646) | d) & 0x8080_8080_8080_8080;
+        if stop == 0 {
+            *m = m.wrapping_mul(100_000_000).wrapping_add(eight_values(d));
+            *i += 8;
+            continue;
+        }
+        let n = (stop.trailing_zeros() / 8) as usize;
+        if n > 0 {
+            // The n digits moved to the top; the zero bytes below are zeros.
+            *m = m
+                .wrapping_mul(POW10_U64[n])
+                .wrapping_add(eight_values(d << (64 - 8 * n)));
+            *i += n;
+        }
+        return *i - first;
+    }
+    while let Some(&c) = b.get(*i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        *m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+        *i += 1;
+    }
+    *i - first
 }
 
 const POW10: [f64; 23] = [
@@ -576,35 +593,7 @@ impl<'a> Reader<'a> {
         // Digits are summed with wrapping arithmetic; the sum is used only
         // when there are at most 19 of them (below 2^64).
         let mut mantissa = 0u64;
-        let digits = |i: &mut usize, m: &mut u64| {
-            let first = *i;
-            while let Some(chunk) = b.get(*i..*i + 8) {
-                let v = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-                if !eight_digits(v) {
-                    break;
-                }
-                *m = m
-                    .wrapping_mul(100_000_000)
-                    .wrapping_add(parse_eight_digits(v));
-                *i += 8;
-            }
-            if let Some(chunk) = b.get(*i..*i + 4) {
-                let v = u32::from_le_bytes(chunk.try_into().expect("4 bytes"));
-                if four_digits(v) {
-                    *m = m.wrapping_mul(10_000).wrapping_add(parse_four_digits(v));
-                    *i += 4;
-                }
-            }
-            while let Some(&c) = b.get(*i) {
-                let d = c.wrapping_sub(b'0');
-                if d > 9 {
-                    break;
-                }
-                *m = m.wrapping_mul(10).wrapping_add(u64::from(d));
-                *i += 1;
-            }
-            *i - first
-        };
+        let digits = |i: &mut usize, m: &mut u64| digits(b, i, m);
         let int_start = i;
         let int_digits = digits(&mut i, &mut mantissa);
         if int_digits == 0 || (int_digits > 1 && b[int_start] == b'0') {
@@ -669,7 +658,7 @@ impl<'a> Reader<'a> {
         let n = self.number()?;
         let v = if n.exact && n.mantissa <= 1 << 53 && (-22..=22).contains(&n.exponent) {
             // Exact mantissa and power of ten: one correctly rounded operation.
-            let m = n.mantissa as f64;
+            let m = n.mantissa as i64 as f64; // below 2^53: exact, one instruction
             let v = if n.exponent < 0 {
                 m / POW10[n.exponent.unsigned_abs() as usize]
             } else {
@@ -1328,27 +1317,31 @@ mod tests {
     }
 
     #[test]
-    fn eight_digits_at_a_time() {
-        for s in ["00000000", "12345678", "99999999", "10000001", "07060504"] {
-            let v = u64::from_le_bytes(s.as_bytes().try_into().unwrap());
-            assert!(eight_digits(v));
-            assert_eq!(parse_eight_digits(v), s.parse::<u64>().unwrap());
+    fn digits_eight_at_a_time() {
+        // Runs of every length, ended by every kind of byte, at every offset
+        // from the end of the input.
+        for len in 0..=20 {
+            let run: String = (0..len)
+                .map(|i| char::from(b'0' + (i * 7 % 10) as u8))
+                .collect();
+            for end in [
+                "", ".", ",", "e", "E", "/", ":", " ", "\"", "}", "\u{e9}", "-",
+            ] {
+                for pad in ["", "x", "xxxxxxxxx"] {
+                    let text = format!("{run}{end}{pad}");
+                    let (mut i, mut m) = (0, 0u64);
+                    assert_eq!(digits(text.as_bytes(), &mut i, &mut m), len, "{text:?}");
+                    assert_eq!(i, len);
+                    if (1..=19).contains(&len) {
+                        assert_eq!(m, run.parse::<u64>().unwrap(), "{text:?}");
+                    }
+                }
+            }
         }
-        for s in [
-            "1234567.", "/2345678", ":2345678", "1234 678", "-1234567", "1234567e",
-        ] {
-            let v = u64::from_le_bytes(s.as_bytes().try_into().unwrap());
-            assert!(!eight_digits(v), "{s}");
-        }
-        for s in ["0000", "1234", "9999", "0705"] {
-            let v = u32::from_le_bytes(s.as_bytes().try_into().unwrap());
-            assert!(four_digits(v));
-            assert_eq!(parse_four_digits(v), s.parse::<u64>().unwrap());
-        }
-        for s in ["123.", "/234", ":234", "12 4", "-123"] {
-            let v = u32::from_le_bytes(s.as_bytes().try_into().unwrap());
-            assert!(!four_digits(v), "{s}");
-        }
+        // Added to what is there, from the middle of the input.
+        let (mut i, mut m) = (3, 12u64);
+        assert_eq!(digits(b"ab.34567890123x", &mut i, &mut m), 11);
+        assert_eq!((i, m), (14, 1_234_567_890_123));
     }
 
     #[test]

@@ -86,6 +86,9 @@ pub struct ConsumerOptions {
     pub start: StartFrom,
     /// Batch limits.
     pub limits: BatchLimits,
+    /// Whether messages keep their headers (metadata columns, Capture):
+    /// reading them costs an allocation per message even when there are none.
+    pub headers: bool,
 }
 
 /// Messages of one partition, in offset order.
@@ -204,14 +207,14 @@ struct Owned {
 }
 
 impl Owned {
-    fn of(m: &BorrowedMessage<'_>) -> Self {
+    fn of(m: &BorrowedMessage<'_>, headers: bool) -> Self {
         Owned {
             partition: m.partition(),
             offset: m.offset(),
             timestamp_ms: m.timestamp().to_millis(),
             key: m.key().map(<[u8]>::to_vec),
             value: m.payload().map(<[u8]>::to_vec),
-            headers: m.headers().map(|h| {
+            headers: m.headers().filter(|_| headers).map(|h| {
                 h.iter()
                     .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
                     .collect()
@@ -1031,8 +1034,9 @@ impl BatchingConsumer {
             != rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
             .then_some(ts);
         let mut hdrs: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
-        let headers = (rdsys::rd_kafka_message_headers(m, &mut hdrs)
-            == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR
+        let headers = (self.opts.headers
+            && rdsys::rd_kafka_message_headers(m, &mut hdrs)
+                == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR
             && !hdrs.is_null())
         .then(|| {
             let mut out = Vec::new();
@@ -1183,7 +1187,7 @@ impl BatchingConsumer {
             match self.consumer.poll(Duration::ZERO) {
                 Some(item) => {
                     unclocked += 1;
-                    let item = item.map(|m| Owned::of(&m));
+                    let item = item.map(|m| Owned::of(&m, self.opts.headers));
                     let item = item.map(|m| m.push_into(self, &mut now));
                     self.take_result(item)?;
                     continue;

@@ -46,6 +46,7 @@ fn consumer_options(
     max_rows: usize,
     max_bytes: usize,
     max_latency_s: f64,
+    headers: bool,
 ) -> PyResult<ConsumerOptions> {
     let mut settings: Vec<(String, String)> = config.into_iter().collect();
     settings.sort();
@@ -74,6 +75,7 @@ fn consumer_options(
             max_bytes,
             max_latency: secs("max_latency", max_latency_s)?,
         },
+        headers,
     })
 }
 
@@ -165,6 +167,8 @@ impl RawIngest {
             max_rows,
             max_bytes,
             max_latency_s,
+            // Only the `_headers` metadata column and Capture's Properties use them.
+            metadata_columns || sink == "capture",
         )?;
         let location = Location {
             uri,
@@ -386,6 +390,7 @@ impl RawBatchConsumer {
             max_rows,
             max_bytes,
             max_latency_s,
+            metadata_columns,
         )?;
         let consumer = py.detach(|| BatchingConsumer::new(opts, None)).py()?;
         Ok(RawBatchConsumer {

@@ -148,7 +148,11 @@ pub async fn compact(table: &mut DeltaTable, opts: CompactOptions) -> Result<Com
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             let mut writer = RecordBatchWriter::for_table(table)
                 .map_err(|e| delta_err("compaction writer", e))?
-                .with_writer_properties(super::writer_properties(&schema, Compression::SNAPPY));
+                .with_writer_properties(super::writer_properties(
+                    &schema,
+                    Compression::SNAPPY,
+                    &batches,
+                ));
             if !batches.is_empty() {
                 writer
                     .write(concat_batches(&schema, &batches)?)

@@ -328,7 +328,7 @@ impl DeltaSink {
             let mut actions: Vec<Action> = Vec::new();
             if !batches.is_empty() {
                 let mut writer = RecordBatchWriter::for_table(&self.table)?.with_writer_properties(
-                    super::writer_properties(&self.schema, Compression::SNAPPY),
+                    super::writer_properties(&self.schema, Compression::SNAPPY, &batches),
                 );
                 if let Some(t) = target {
                     writer = writer.with_target_file_size(t);

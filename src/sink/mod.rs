@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use ::parquet::basic::Compression;
 use ::parquet::file::properties::WriterProperties;
 use ::parquet::schema::types::ColumnPath;
-use arrow::array::RecordBatch;
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 
 use crate::decode::DeadLetter;
@@ -71,26 +71,46 @@ pub trait Sink: Send {
 
 /// Parquet writer settings for ingested rows: dictionary encoding only for
 /// string columns (hashing every value of a float column costs CPU and
-/// saves nothing on measurements that rarely repeat).
-pub fn writer_properties(schema: &Schema, compression: Compression) -> WriterProperties {
-    fn strings(prefix: &[String], field: &Field, out: &mut Vec<ColumnPath>) {
+/// saves nothing on measurements that rarely repeat), and not for those
+/// whose values in `sample` hardly repeat either (event ids: the dictionary
+/// fills up and is given up after a megabyte of hashing).
+pub fn writer_properties(
+    schema: &Schema,
+    compression: Compression,
+    sample: &[RecordBatch],
+) -> WriterProperties {
+    fn strings(
+        prefix: &[String],
+        field: &Field,
+        column: Option<&dyn Array>,
+        out: &mut Vec<ColumnPath>,
+    ) {
         let mut path = prefix.to_vec();
         path.push(field.name().clone());
         match field.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                if !column.is_some_and(mostly_distinct) =>
+            {
                 out.push(ColumnPath::new(path))
             }
             DataType::Struct(children) => {
-                for c in children {
-                    strings(&path, c, out);
+                let parent = column.and_then(|c| c.as_struct_opt());
+                for (i, c) in children.iter().enumerate() {
+                    let child = parent
+                        .filter(|p| p.num_columns() == children.len())
+                        .map(|p| p.column(i).as_ref());
+                    strings(&path, c, child, out);
                 }
             }
             _ => {}
         }
     }
+    let first = sample
+        .iter()
+        .find(|b| b.num_rows() > 0 && b.schema().fields() == schema.fields());
     let mut paths = Vec::new();
-    for f in schema.fields() {
-        strings(&[], f, &mut paths);
+    for (i, f) in schema.fields().iter().enumerate() {
+        strings(&[], f, first.map(|b| b.column(i).as_ref()), &mut paths);
     }
     let mut b = WriterProperties::builder()
         .set_compression(compression)
@@ -99,4 +119,69 @@ pub fn writer_properties(schema: &Schema, compression: Compression) -> WriterPro
         b = b.set_column_dictionary_enabled(p, true);
     }
     b.build()
+}
+
+/// Whether nearly all of the first thousand strings of `column` differ.
+fn mostly_distinct(column: &dyn Array) -> bool {
+    let Some(strings) = column.as_string_opt::<i32>() else {
+        return false;
+    };
+    let head = strings.slice(0, strings.len().min(1000));
+    let values: std::collections::HashSet<&str> = head.iter().flatten().collect();
+    let present = head.len() - head.null_count();
+    present >= 64 && values.len() * 10 >= present * 9
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Float64Array, StringArray, StructArray};
+
+    use super::*;
+
+    #[test]
+    fn dictionaries_only_for_strings_that_repeat() {
+        let n = 500;
+        let ids: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..n).map(|i| format!("id-{i}")),
+        ));
+        let kinds: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..n).map(|i| ["CO2", "TEMP"][i % 2]),
+        ));
+        let values: ArrayRef = Arc::new(Float64Array::from_iter_values((0..n).map(|i| i as f64)));
+        let inner = StructArray::from(vec![
+            (
+                Arc::new(Field::new("tag", DataType::Utf8, false)),
+                ids.clone(),
+            ),
+            (
+                Arc::new(Field::new("kind", DataType::Utf8, false)),
+                kinds.clone(),
+            ),
+        ]);
+        let batch = RecordBatch::try_from_iter(vec![
+            ("id", ids),
+            ("kind", kinds),
+            ("value", values),
+            ("nested", Arc::new(inner) as ArrayRef),
+        ])
+        .unwrap();
+        let path = |p: &[&str]| ColumnPath::new(p.iter().map(|s| s.to_string()).collect());
+        let props = writer_properties(
+            &batch.schema(),
+            Compression::SNAPPY,
+            std::slice::from_ref(&batch),
+        );
+        assert!(!props.dictionary_enabled(&path(&["id"])));
+        assert!(props.dictionary_enabled(&path(&["kind"])));
+        assert!(!props.dictionary_enabled(&path(&["value"])));
+        assert!(!props.dictionary_enabled(&path(&["nested", "tag"])));
+        assert!(props.dictionary_enabled(&path(&["nested", "kind"])));
+        // Without data to look at, every string column gets one.
+        let blind = writer_properties(&batch.schema(), Compression::SNAPPY, &[]);
+        assert!(blind.dictionary_enabled(&path(&["id"])));
+        assert!(blind.dictionary_enabled(&path(&["nested", "tag"])));
+        assert!(!blind.dictionary_enabled(&path(&["value"])));
+    }
 }

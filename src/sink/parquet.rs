@@ -43,7 +43,11 @@ pub fn file_path(topic: &str, partition: i32, first: i64, last: i64) -> Path {
 impl ParquetFiles {
     fn encode(&self, batch: &RecordBatch) -> Result<Vec<u8>> {
         let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 2 + 1024);
-        let props = super::writer_properties(&batch.schema(), self.compression);
+        let props = super::writer_properties(
+            &batch.schema(),
+            self.compression,
+            std::slice::from_ref(batch),
+        );
         let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))
             .map_err(|e| Error::Storage(format!("encoding Parquet: {e}")))?;
         w.write(batch)
