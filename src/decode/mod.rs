@@ -468,20 +468,19 @@ pub fn infer_schema<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<Option
         typical
     };
     let schema = infer_json_schema_from_iterator(sample.iter().map(|v| Ok(*v)))?;
-    let parsed: Vec<serde_json::Value> = sample.into_iter().cloned().collect();
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|f| {
             let is_ts = f.data_type() == &DataType::Utf8
-                && parsed.iter().all(|v| match v.get(f.name()) {
+                && sample.iter().all(|v| match v.get(f.name()) {
                     Some(serde_json::Value::String(s)) => {
                         chrono::DateTime::parse_from_rfc3339(s).is_ok()
                     }
                     Some(serde_json::Value::Null) | None => true,
                     _ => false,
                 })
-                && parsed
+                && sample
                     .iter()
                     .any(|v| v.get(f.name()).is_some_and(|x| x.is_string()));
             if is_ts {
