@@ -281,6 +281,9 @@ impl Ingest {
         if opts.schema.is_some() {
             opts.decode.evolve = false;
         }
+        // Only the `_headers` metadata column and Capture's Properties use them.
+        opts.consumer.headers =
+            opts.decode.metadata_columns || matches!(opts.sink, SinkSpec::Capture(_));
         if let Some(d) = &opts.date_column {
             if let Some(s) = &opts.schema {
                 match s.field_with_name(&d.source).map(|f| f.data_type().clone()) {

@@ -593,16 +593,15 @@ impl<'a> Reader<'a> {
         // Digits are summed with wrapping arithmetic; the sum is used only
         // when there are at most 19 of them (below 2^64).
         let mut mantissa = 0u64;
-        let digits = |i: &mut usize, m: &mut u64| digits(b, i, m);
         let int_start = i;
-        let int_digits = digits(&mut i, &mut mantissa);
+        let int_digits = digits(b, &mut i, &mut mantissa);
         if int_digits == 0 || (int_digits > 1 && b[int_start] == b'0') {
             return None;
         }
         let mut frac_digits = 0;
         if b.get(i) == Some(&b'.') {
             i += 1;
-            frac_digits = digits(&mut i, &mut mantissa);
+            frac_digits = digits(b, &mut i, &mut mantissa);
             if frac_digits == 0 {
                 return None;
             }

@@ -214,7 +214,7 @@ impl Owned {
             timestamp_ms: m.timestamp().to_millis(),
             key: m.key().map(<[u8]>::to_vec),
             value: m.payload().map(<[u8]>::to_vec),
-            headers: m.headers().filter(|_| headers).map(|h| {
+            headers: headers.then(|| m.headers()).flatten().map(|h| {
                 h.iter()
                     .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
                     .collect()

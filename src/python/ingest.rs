@@ -46,7 +46,6 @@ fn consumer_options(
     max_rows: usize,
     max_bytes: usize,
     max_latency_s: f64,
-    headers: bool,
 ) -> PyResult<ConsumerOptions> {
     let mut settings: Vec<(String, String)> = config.into_iter().collect();
     settings.sort();
@@ -75,7 +74,8 @@ fn consumer_options(
             max_bytes,
             max_latency: secs("max_latency", max_latency_s)?,
         },
-        headers,
+        // Set by whoever decodes the messages: only they know if headers are kept.
+        headers: false,
     })
 }
 
@@ -167,8 +167,6 @@ impl RawIngest {
             max_rows,
             max_bytes,
             max_latency_s,
-            // Only the `_headers` metadata column and Capture's Properties use them.
-            metadata_columns || sink == "capture",
         )?;
         let location = Location {
             uri,
@@ -378,7 +376,7 @@ impl RawBatchConsumer {
         flatten: bool,
         max_message_bytes: usize,
     ) -> PyResult<Self> {
-        let opts = consumer_options(
+        let mut opts = consumer_options(
             bootstrap_servers,
             topics,
             group_id,
@@ -390,8 +388,8 @@ impl RawBatchConsumer {
             max_rows,
             max_bytes,
             max_latency_s,
-            metadata_columns,
         )?;
+        opts.headers = metadata_columns;
         let consumer = py.detach(|| BatchingConsumer::new(opts, None)).py()?;
         Ok(RawBatchConsumer {
             consumer: Some(consumer),
