@@ -24,6 +24,7 @@ use crate::decode::{
 };
 use crate::error::{Error, Result};
 use crate::kafka::consumer::{BatchingConsumer, ConsumedBatch, ConsumerOptions, OffsetLookup};
+use crate::memory::AllocatorTuning;
 use crate::sink::capture::{self, CaptureOptions};
 use crate::sink::delta::{self, DeltaOptions, DeltaSink, OFFSET_COLUMN};
 use crate::sink::parquet;
@@ -372,6 +373,8 @@ impl Ingest {
 
     /// Run until the mode says stop (or cancel); returns what was done.
     pub fn run(&mut self) -> Result<IngestReport> {
+        // Batch after batch reuses the memory the previous one freed.
+        let _allocator = AllocatorTuning::hold();
         let started = Instant::now();
         if let Ok(mut s) = self.metrics.started.lock() {
             *s = Some(started);

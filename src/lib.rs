@@ -8,6 +8,7 @@ pub mod error;
 pub mod generate;
 pub mod ingest;
 pub mod kafka;
+pub mod memory;
 pub mod runtime;
 pub mod sink;
 

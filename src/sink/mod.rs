@@ -73,25 +73,28 @@ pub trait Sink: Send {
 /// string columns (hashing every value of a float column costs CPU and
 /// saves nothing on measurements that rarely repeat), and not for those
 /// whose values in `sample` hardly repeat either (event ids: the dictionary
-/// fills up and is given up after a megabyte of hashing).
+/// fills up and is given up after a megabyte of hashing). With Snappy,
+/// fixed-width columns whose values in `sample` do not compress (random
+/// readings of 17 significant digits) are stored uncompressed: Snappy
+/// would cost CPU for every page and save nothing.
 pub fn writer_properties(
     schema: &Schema,
     compression: Compression,
     sample: &[RecordBatch],
 ) -> WriterProperties {
-    fn strings(
-        prefix: &[String],
-        field: &Field,
-        column: Option<&dyn Array>,
-        out: &mut Vec<ColumnPath>,
-    ) {
+    struct Choices {
+        snappy: bool,
+        dictionary: Vec<ColumnPath>,
+        uncompressed: Vec<ColumnPath>,
+    }
+    fn leaves(prefix: &[String], field: &Field, column: Option<&dyn Array>, out: &mut Choices) {
         let mut path = prefix.to_vec();
         path.push(field.name().clone());
         match field.data_type() {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
                 if !column.is_some_and(mostly_distinct) =>
             {
-                out.push(ColumnPath::new(path))
+                out.dictionary.push(ColumnPath::new(path))
             }
             DataType::Struct(children) => {
                 let parent = column.and_then(|c| c.as_struct_opt());
@@ -99,8 +102,14 @@ pub fn writer_properties(
                     let child = parent
                         .filter(|p| p.num_columns() == children.len())
                         .map(|p| p.column(i).as_ref());
-                    strings(&path, c, child, out);
+                    leaves(&path, c, child, out);
                 }
+            }
+            t if out.snappy
+                && t.primitive_width().is_some()
+                && column.is_some_and(snappy_saves_nothing) =>
+            {
+                out.uncompressed.push(ColumnPath::new(path))
             }
             _ => {}
         }
@@ -108,17 +117,50 @@ pub fn writer_properties(
     let first = sample
         .iter()
         .find(|b| b.num_rows() > 0 && b.schema().fields() == schema.fields());
-    let mut paths = Vec::new();
+    let mut choices = Choices {
+        snappy: compression == Compression::SNAPPY,
+        dictionary: Vec::new(),
+        uncompressed: Vec::new(),
+    };
     for (i, f) in schema.fields().iter().enumerate() {
-        strings(&[], f, first.map(|b| b.column(i).as_ref()), &mut paths);
+        leaves(&[], f, first.map(|b| b.column(i).as_ref()), &mut choices);
     }
     let mut b = WriterProperties::builder()
         .set_compression(compression)
         .set_dictionary_enabled(false);
-    for p in paths {
+    for p in choices.dictionary {
         b = b.set_column_dictionary_enabled(p, true);
     }
+    for p in choices.uncompressed {
+        b = b.set_column_compression(p, Compression::UNCOMPRESSED);
+    }
     b.build()
+}
+
+/// Whether Snappy leaves the values of the first thousand rows of a
+/// fixed-width `column` at 97 % of their size or more.
+fn snappy_saves_nothing(column: &dyn Array) -> bool {
+    let data = column.to_data();
+    let Some(width) = data.data_type().primitive_width() else {
+        return false;
+    };
+    let rows = data.len().min(1000);
+    let Some(values) = data.buffers().first() else {
+        return false;
+    };
+    let Some(raw) = values
+        .as_slice()
+        .get(data.offset() * width..(data.offset() + rows) * width)
+    else {
+        return false;
+    };
+    if rows < 64 {
+        return false;
+    }
+    let packed = snap::raw::Encoder::new()
+        .compress_vec(raw)
+        .map_or(usize::MAX, |c| c.len());
+    packed.saturating_mul(100) >= raw.len() * 97
 }
 
 /// Whether nearly all of the first thousand strings of `column` differ.
@@ -183,5 +225,51 @@ mod tests {
         assert!(blind.dictionary_enabled(&path(&["id"])));
         assert!(blind.dictionary_enabled(&path(&["nested", "tag"])));
         assert!(!blind.dictionary_enabled(&path(&["value"])));
+    }
+
+    #[test]
+    fn snappy_only_where_it_saves_something() {
+        let n = 2_000;
+        // Readings of 17 significant digits (a fixed LCG, not a pattern Snappy sees).
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let readings: ArrayRef = Arc::new(Float64Array::from_iter_values((0..n).map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (x >> 11) as f64 / (1u64 << 53) as f64 * 100.0
+        })));
+        let steps: ArrayRef = Arc::new(Float64Array::from_iter_values(
+            (0..n).map(|i| (i % 10) as f64 * 0.5),
+        ));
+        let counters: ArrayRef = Arc::new(arrow::array::Int64Array::from_iter_values(0..n as i64));
+        let inner = StructArray::from(vec![(
+            Arc::new(Field::new("reading", DataType::Float64, false)),
+            readings.clone(),
+        )]);
+        let batch = RecordBatch::try_from_iter(vec![
+            ("reading", readings),
+            ("step", steps),
+            ("counter", counters),
+            ("nested", Arc::new(inner) as ArrayRef),
+        ])
+        .unwrap();
+        let path = |p: &[&str]| ColumnPath::new(p.iter().map(|s| s.to_string()).collect());
+        let sample = std::slice::from_ref(&batch);
+        let props = writer_properties(&batch.schema(), Compression::SNAPPY, sample);
+        assert_eq!(
+            props.compression(&path(&["reading"])),
+            Compression::UNCOMPRESSED
+        );
+        assert_eq!(
+            props.compression(&path(&["nested", "reading"])),
+            Compression::UNCOMPRESSED
+        );
+        assert_eq!(props.compression(&path(&["step"])), Compression::SNAPPY);
+        assert_eq!(props.compression(&path(&["counter"])), Compression::SNAPPY);
+        // Other codecs are left as asked (zstd does shrink such readings a little).
+        let zstd = Compression::ZSTD(Default::default());
+        let props = writer_properties(&batch.schema(), zstd, sample);
+        assert_eq!(props.compression(&path(&["reading"])), zstd);
+        // Without data to look at, every column is compressed.
+        let blind = writer_properties(&batch.schema(), Compression::SNAPPY, &[]);
+        assert_eq!(blind.compression(&path(&["reading"])), Compression::SNAPPY);
     }
 }
