@@ -21,7 +21,12 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let profiles = if asked.is_empty() {
-        vec!["iot".to_string(), "search".into(), "clickstream".into(), "geo".into()]
+        vec![
+            "iot".to_string(),
+            "search".into(),
+            "clickstream".into(),
+            "geo".into(),
+        ]
     } else {
         asked
     };
@@ -51,7 +56,10 @@ fn main() {
                 }
             })
             .collect();
-        let bytes: usize = messages.iter().map(|m| m.value.as_ref().map_or(0, |v| v.len())).sum();
+        let bytes: usize = messages
+            .iter()
+            .map(|m| m.value.as_ref().map_or(0, |v| v.len()))
+            .sum();
         let schema = infer_schema(messages.iter().filter_map(|m| m.value.as_deref()))
             .expect("inference")
             .expect("a schema");
