@@ -21,16 +21,6 @@ use std::sync::Mutex;
 /// Ingests holding an [`AllocatorTuning`].
 static HOLDERS: Mutex<usize> = Mutex::new(0);
 
-/// Largest allocation served from glibc's heaps during an ingest (glibc's own maximum).
-#[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
-const MMAP_THRESHOLD: i32 = 32 << 20;
-/// Free memory kept at the top of a heap during an ingest.
-#[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
-const TRIM_THRESHOLD: i32 = 1 << 30;
-/// glibc's defaults for both (mallopt(3)).
-#[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
-const GLIBC_DEFAULT: i32 = 128 << 10;
-
 /// Whether the environment (looked up by `var`) leaves the allocator to kafkalake.
 fn wanted(var: impl Fn(&str) -> Option<String>) -> bool {
     if var("KAFKALAKE_TUNE_MALLOC").is_some_and(|v| matches!(v.trim(), "0" | "false" | "no")) {
@@ -53,14 +43,14 @@ pub struct AllocatorTuning {
 }
 
 impl AllocatorTuning {
-    /// Tune the allocator (if nothing else holds it already and the environment allows).
+    /// Tune the allocator unless the environment says otherwise (the
+    /// first holder of the process changes the settings, later ones share them).
     pub fn hold() -> Self {
-        let held =
-            cfg!(all(target_os = "linux", target_env = "gnu")) && wanted(|k| std::env::var(k).ok());
+        let held = wanted(|k| std::env::var(k).ok());
         if held {
             let mut n = HOLDERS.lock().unwrap_or_else(|p| p.into_inner());
             if enter(&mut n) {
-                set(MMAP_THRESHOLD, TRIM_THRESHOLD);
+                tune();
             }
         }
         AllocatorTuning { held }
@@ -74,8 +64,7 @@ impl Drop for AllocatorTuning {
         }
         let mut n = HOLDERS.lock().unwrap_or_else(|p| p.into_inner());
         if leave(&mut n) {
-            set(GLIBC_DEFAULT, GLIBC_DEFAULT);
-            release();
+            restore();
         }
     }
 }
@@ -92,29 +81,35 @@ fn leave(holders: &mut usize) -> bool {
     *holders == 0
 }
 
+/// Allocations up to 32 MiB (glibc's own maximum) from the heaps, and up
+/// to 1 GiB of free memory kept at the top of a heap.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn set(mmap_threshold: i32, trim_threshold: i32) {
+fn tune() {
     // SAFETY: mallopt only changes two of the allocator's thresholds; any
     // value is valid for it (it returns 0 when it rejects one).
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, mmap_threshold);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, trim_threshold);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
 
+/// glibc's defaults for both (mallopt(3)), and what is free handed back.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn release() {
-    // SAFETY: returns free pages of every arena to the kernel; no pointer is involved.
+fn restore() {
+    // SAFETY: as in `tune`; malloc_trim returns free pages of every arena
+    // to the kernel and involves no pointer.
     unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 10);
         libc::malloc_trim(0);
     }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn set(_: i32, _: i32) {}
+fn tune() {}
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn release() {}
+fn restore() {}
 
 #[cfg(test)]
 mod tests {
