@@ -88,6 +88,10 @@ pub enum Error {
     #[error("{0}")]
     Table(String),
 
+    /// A run that could not do all it was asked (partitions left behind).
+    #[error("{0}")]
+    Incomplete(String),
+
     /// A Delta Lake error.
     #[error("Delta Lake error: {0}")]
     Delta(String),

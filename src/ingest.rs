@@ -79,6 +79,75 @@ pub struct IngestOptions {
     pub dead_letters: Location,
     /// When to stop.
     pub mode: RunMode,
+    /// With [`RunMode::UntilCaughtUp`]: how long partitions held by other
+    /// members may make no progress towards their ends before the run
+    /// fails naming them (`None`: the group watch's takeover time + 60 s).
+    pub caught_up_timeout: Option<Duration>,
+    /// The most columns (leaves, nested fields counted) schema evolution
+    /// may grow the table to; messages whose new fields would pass it are
+    /// dead letters.
+    pub max_columns: usize,
+}
+
+/// What "caught up" waits for beyond this worker's own partitions: every
+/// partition of the topics stored up to the end its log had at start,
+/// whichever member of the group writes it.
+struct Completion {
+    /// `(topic, partition) -> (log start, log end)` at start.
+    targets: BTreeMap<(String, i32), (i64, i64)>,
+    /// Partitions behind at the last look, and how far each had got.
+    behind: BTreeMap<(String, i32), i64>,
+    /// The last time anything moved (own partitions read, others stored).
+    progress_at: Instant,
+    next_look: Instant,
+    timeout: Duration,
+}
+
+impl Completion {
+    /// Note the partitions behind now (`key -> next offset stored`); whether
+    /// any moved since the last look.
+    fn observe(&mut self, behind: BTreeMap<(String, i32), i64>, now: Instant) {
+        let moved = behind.len() < self.behind.len()
+            || behind
+                .iter()
+                .any(|(k, have)| self.behind.get(k).is_none_or(|old| have > old));
+        if moved {
+            self.progress_at = now;
+        }
+        self.behind = behind;
+    }
+
+    fn error(&self, group: &str) -> Error {
+        let parts: Vec<String> = self
+            .behind
+            .iter()
+            .map(|(k, have)| {
+                let (low, high) = self.targets.get(k).copied().unwrap_or((0, 0));
+                format!(
+                    "{}[{}] ({} of {} messages stored)",
+                    k.0,
+                    k.1,
+                    (have - low).max(0),
+                    high - low
+                )
+            })
+            .collect();
+        Error::Incomplete(format!(
+            "not caught up: {} {} behind the end of the log seen at start and made no \
+             progress for {:.0} s: {}. They are assigned to another member of consumer group \
+             '{group}' that is not writing them. Stop that member (a worker killed without \
+             leaving the group is taken over once the group expires it) and run again, or \
+             raise caught_up_timeout",
+            self.behind.len(),
+            if self.behind.len() == 1 {
+                "partition is"
+            } else {
+                "partitions are"
+            },
+            self.timeout.as_secs_f64(),
+            parts.join(", ")
+        ))
+    }
 }
 
 /// Live counters, readable from any thread.
@@ -298,6 +367,18 @@ impl Ingest {
                 }
             }
         }
+        if let SinkSpec::Capture(c) = &opts.sink {
+            if let (Some(hub), true) = (&c.eventhub, opts.consumer.topics.len() > 1) {
+                return Err(Error::InvalidArgument(format!(
+                    "capture_eventhub='{hub}' would put the files of {} topics in one \
+                     '{}/{hub}/<partition>' folder, where their offsets collide; ingest \
+                     each topic with its own capture_eventhub, or leave it unset (each \
+                     topic then gets its own folder)",
+                    opts.consumer.topics.len(),
+                    c.namespace
+                )));
+            }
+        }
         // Credentials, container and permissions, before anything is consumed.
         match &opts.sink {
             SinkSpec::Delta(d) => d.location.check_access()?,
@@ -380,6 +461,18 @@ impl Ingest {
             *s = Some(started);
         }
         let m = self.metrics.clone();
+        let mut completion = match self.opts.mode {
+            RunMode::UntilCaughtUp => Some(Completion {
+                targets: self.consumer.log_bounds()?,
+                behind: BTreeMap::new(),
+                progress_at: started,
+                next_look: started,
+                timeout: self.opts.caught_up_timeout.unwrap_or_else(|| {
+                    self.consumer.takeover_after().unwrap_or_default() + Duration::from_secs(60)
+                }),
+            }),
+            _ => None,
+        };
         loop {
             let stop = m.cancel.load(Ordering::Relaxed)
                 || matches!(self.opts.mode, RunMode::For(d) if started.elapsed() >= d);
@@ -395,17 +488,102 @@ impl Ingest {
             if stop {
                 break;
             }
-            if self.opts.mode == RunMode::UntilCaughtUp && self.consumer.caught_up() {
-                let rest = self.consumer.poll_batch(Duration::ZERO, true)?;
-                if !rest.is_empty() {
-                    self.write(rest)?;
+            if let Some(c) = completion.as_mut() {
+                let now = Instant::now();
+                if !self.consumer.caught_up() {
+                    c.progress_at = now;
+                    continue;
                 }
-                break;
+                if now < c.next_look {
+                    continue;
+                }
+                c.next_look = now + Duration::from_secs(1);
+                let behind = self.behind(&c.targets)?;
+                if behind.is_empty() {
+                    let rest = self.consumer.poll_batch(Duration::ZERO, true)?;
+                    if !rest.is_empty() {
+                        self.write(rest)?;
+                    }
+                    break;
+                }
+                c.observe(behind, now);
+                if now.duration_since(c.progress_at) >= c.timeout {
+                    // What this worker read is written before it gives up.
+                    let rest = self.consumer.poll_batch(Duration::ZERO, true)?;
+                    if !rest.is_empty() {
+                        self.write(rest)?;
+                    }
+                    return Err(c.error(&self.opts.consumer.group_id));
+                }
             }
         }
         Ok(m.snapshot())
     }
 
+    /// Partitions of the topics assigned to other members (or to nobody)
+    /// that the sink does not hold up to `targets`' ends: `key -> the next
+    /// offset stored`. A partition counts as done when the sink stores its
+    /// last offset, or when the group's committed offset (moved by the
+    /// member writing it once the data is durable, also past transaction
+    /// markers the sink never sees) has reached the end.
+    fn behind(
+        &mut self,
+        targets: &BTreeMap<(String, i32), (i64, i64)>,
+    ) -> Result<BTreeMap<(String, i32), i64>> {
+        let mine: std::collections::HashSet<(String, i32)> =
+            self.consumer.assignment().into_iter().collect();
+        let others: Vec<(String, i32)> = targets
+            .iter()
+            .filter(|(k, (low, high))| high > low && !mine.contains(*k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if others.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (t, p) in &others {
+            by_topic.entry(t.as_str()).or_default().push(*p);
+        }
+        let mut stored: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        {
+            let mut sink = self
+                .sink
+                .lock()
+                .map_err(|_| Error::Kafka("sink lock poisoned".into()))?;
+            for (t, parts) in by_topic {
+                for (p, o) in sink.stored_offsets(t, &parts)? {
+                    stored.insert((t.to_string(), p), o + 1);
+                }
+            }
+        }
+        // Best effort: without the group's offsets, the sink's decide.
+        let group = self.consumer.group_offsets(&others).unwrap_or_default();
+        let mut behind = BTreeMap::new();
+        for k in others {
+            let (low, high) = targets[&k];
+            let have = stored
+                .get(&k)
+                .copied()
+                .unwrap_or(low)
+                .max(group.get(&k).copied().unwrap_or(low));
+            if have < high {
+                behind.insert(k, have);
+            }
+        }
+        Ok(behind)
+    }
+
+    /// Columns of the table that do not come from the JSON values.
+    fn non_value_columns(&self) -> Vec<&str> {
+        let mut drop: Vec<&str> = METADATA_COLUMNS.to_vec();
+        drop.extend(self.opts.date_column.iter().map(|d| d.name.as_str()));
+        drop
+    }
+
+    /// The decoder of `topic`'s values: the user's schema, else the table's
+    /// (which decides every column's type; fields it lacks are added as
+    /// they come), else one inferred from `messages`. `None` when there is
+    /// nothing to learn a schema from (no JSON object).
     fn decoder_for(
         &mut self,
         topic: &str,
@@ -414,7 +592,21 @@ impl Ingest {
         if let Some(d) = self.decoders.get(topic) {
             return Ok(Some(d.clone()));
         }
-        let Some(schema) = infer_schema(messages.iter().filter_map(|m| m.value.as_deref()))? else {
+        let schema =
+            match &self.table_schema {
+                Some(t) if !self.opts.decode.flatten => {
+                    Some(strip_columns(t, &self.non_value_columns()))
+                }
+                table => infer_schema(messages.iter().filter_map(|m| m.value.as_deref()))?.map(
+                    |inferred| match table {
+                        // Flattened: the table's `a.b` columns give the types of
+                        // the values' nested fields.
+                        Some(t) => align_flattened(&inferred, t),
+                        None => inferred,
+                    },
+                ),
+            };
+        let Some(schema) = schema.map(|s| prune_to(&s, self.opts.max_columns)) else {
             return Ok(None);
         };
         let d = JsonDecoder::new(topic, schema, self.opts.decode.clone())?;
@@ -457,13 +649,16 @@ impl Ingest {
                 continue;
             }
             let all: Vec<&RawMessage> = parts.iter().flat_map(|(_, ms)| ms.iter()).collect();
+            if self.delta_pending_create {
+                self.create_table(&topic, &all)?;
+            }
             let decoder = self.decoder_for(&topic, &all)?;
             let mut decoded = decode_parts(decoder.as_ref(), &parts)?;
             if let Some(mut current) = decoder {
                 // Each round widens by the new fields the last one revealed;
                 // fields seen only as null end it with a lenient decode.
                 for _ in 0..4 {
-                    let Some(wider) = self.widen(&topic, &current, &decoded)? else {
+                    let Some(wider) = self.widen(&topic, &current, &mut decoded)? else {
                         break;
                     };
                     decoded = decode_parts(Some(&wider), &parts)?;
@@ -487,7 +682,6 @@ impl Ingest {
                 });
             }
             self.write_dead_letters(&topic, &chunks)?;
-            self.ensure_table(&chunks)?;
             if self.delta_pending_create {
                 // Only dead letters so far: no schema to create the table with.
                 continue;
@@ -526,7 +720,7 @@ impl Ingest {
         &mut self,
         topic: &str,
         decoder: &JsonDecoder,
-        decoded: &[(RecordBatch, Vec<DeadLetter>)],
+        decoded: &mut [(RecordBatch, Vec<DeadLetter>)],
     ) -> Result<Option<JsonDecoder>> {
         if !self.opts.decode.evolve {
             return Ok(None);
@@ -555,6 +749,24 @@ impl Ingest {
                 lenient,
             )?));
         };
+        let columns = leaf_count(merged.fields());
+        if columns > self.opts.max_columns {
+            // Keys that keep changing (ids as keys) would add columns
+            // forever: these messages wait in the dead letters instead.
+            let reason = format!(
+                "its new fields would make {columns} columns, over max_columns ({}): keys \
+                 that vary from message to message (ids, dates as keys) belong in a map \
+                 column; pass a schema with a map<string, …> field for them, or raise \
+                 max_columns",
+                self.opts.max_columns
+            );
+            for d in decoded.iter_mut().flat_map(|(_, dead)| dead.iter_mut()) {
+                if is_new_field(&d.error) {
+                    d.error = format!("{}; {reason}", d.error);
+                }
+            }
+            return Ok(None);
+        }
         let merged: SchemaRef = Arc::new(merged);
         let wider = JsonDecoder::new(topic, merged.clone(), self.opts.decode.clone())?;
         if !self.delta_pending_create {
@@ -625,24 +837,33 @@ impl Ingest {
         Ok(())
     }
 
-    /// Create the Delta table from the first batch's schema if it is new.
-    fn ensure_table(&mut self, chunks: &[PartitionChunk]) -> Result<()> {
-        if !self.delta_pending_create {
-            return Ok(());
-        }
+    /// Create the Delta table (it is new) from the schema of `topic`'s
+    /// values: the user's, else one inferred from `messages`. Another worker
+    /// may create it at the same moment from its own messages: the table as
+    /// created is what counts, and decoders are then built from its schema,
+    /// so every value is decoded to the table's types.
+    fn create_table(&mut self, topic: &str, messages: &[&RawMessage]) -> Result<()> {
         let SinkSpec::Delta(d) = &self.opts.sink else {
             return Ok(());
         };
-        let Some(schema) = chunks
-            .iter()
-            .find(|c| c.batch.num_columns() > 1)
-            .map(|c| strip_columns(&c.batch.schema(), &[OFFSET_COLUMN]))
-        else {
+        let value_schema = match self.decoders.get(topic) {
+            Some(dec) => Some(dec.value_schema()),
+            None => infer_schema(messages.iter().filter_map(|m| m.value.as_deref()))?,
+        };
+        let Some(value_schema) = value_schema.map(|s| prune_to(&s, self.opts.max_columns)) else {
+            // Nothing but undecodable messages: no schema to create it with.
             return Ok(());
         };
-        let table = delta::create(&d.location, &schema, &d.partition_by)?;
+        let wanted = output_schema(&value_schema, &self.opts)?;
+        let table = delta::create(&d.location, &wanted, &d.partition_by)?;
         let sink = DeltaSink::new(table, d.clone())?;
-        self.table_schema = Some(sink.schema());
+        let schema = sink.schema();
+        if self.opts.schema.is_some() {
+            delta::check_compatible(&d.location.uri, &schema, &wanted)?;
+        } else {
+            self.decoders.clear();
+        }
+        self.table_schema = Some(schema);
         *self
             .sink
             .lock()
@@ -655,6 +876,85 @@ impl Ingest {
     pub fn consumer(&self) -> &BatchingConsumer {
         &self.consumer
     }
+}
+
+/// Columns of `fields` once flattened: leaves, counting inside structs.
+pub fn leaf_count(fields: &arrow::datatypes::Fields) -> usize {
+    fields
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Struct(children) => leaf_count(children).max(1),
+            _ => 1,
+        })
+        .sum()
+}
+
+/// `schema` cut to its first `budget` columns (leaves, in order; a struct
+/// keeps the children that fit): an inferred schema of values with keys
+/// that keep changing stays bounded, and the rest are new fields.
+fn prune_to(schema: &SchemaRef, budget: usize) -> SchemaRef {
+    fn cut(fields: &arrow::datatypes::Fields, budget: &mut usize) -> Vec<Field> {
+        let mut out = Vec::new();
+        for f in fields.iter() {
+            if *budget == 0 {
+                break;
+            }
+            match f.data_type() {
+                DataType::Struct(children) if !children.is_empty() => {
+                    let kept = cut(children, budget);
+                    if !kept.is_empty() {
+                        out.push(
+                            f.as_ref()
+                                .clone()
+                                .with_data_type(DataType::Struct(kept.into())),
+                        );
+                    }
+                }
+                _ => {
+                    *budget -= 1;
+                    out.push(f.as_ref().clone());
+                }
+            }
+        }
+        out
+    }
+    if leaf_count(schema.fields()) <= budget {
+        return schema.clone();
+    }
+    let mut left = budget;
+    Arc::new(Schema::new_with_metadata(
+        cut(schema.fields(), &mut left),
+        schema.metadata().clone(),
+    ))
+}
+
+/// `inferred` (a value schema) with the type of each field that a
+/// flattened table has as a `parent.child` column taken from the table.
+fn align_flattened(inferred: &SchemaRef, table: &SchemaRef) -> SchemaRef {
+    fn walk(fields: &arrow::datatypes::Fields, prefix: &str, table: &Schema) -> Vec<Field> {
+        fields
+            .iter()
+            .map(|f| {
+                let name = if prefix.is_empty() {
+                    f.name().clone()
+                } else {
+                    format!("{prefix}.{}", f.name())
+                };
+                match (table.field_with_name(&name), f.data_type()) {
+                    (Ok(t), _) => f.as_ref().clone().with_data_type(t.data_type().clone()),
+                    (Err(_), DataType::Struct(children)) => f
+                        .as_ref()
+                        .clone()
+                        .with_data_type(DataType::Struct(walk(children, &name, table).into())),
+                    (Err(_), _) => f.as_ref().clone(),
+                }
+            })
+            .collect()
+    }
+    Arc::new(Schema::new_with_metadata(
+        walk(inferred.fields(), "", table),
+        inferred.metadata().clone(),
+    ))
 }
 
 /// Decode each partition's messages (all dead when there is no decoder: no
@@ -754,5 +1054,68 @@ impl Sink for PendingDelta {
 
     fn describe(&self) -> String {
         format!("Delta table {} (to be created)", self.0.location.uri)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inferred_schemas_are_cut_to_max_columns() {
+        let users: Vec<Field> = (0..10)
+            .map(|i| Field::new(format!("user{i}"), DataType::Int64, true))
+            .collect();
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, true),
+            Field::new("counts", DataType::Struct(users.into()), true),
+            Field::new("at", DataType::Utf8, true),
+        ]));
+        assert_eq!(leaf_count(schema.fields()), 12);
+        assert!(Arc::ptr_eq(&prune_to(&schema, 12), &schema));
+        let cut = prune_to(&schema, 4);
+        assert_eq!(leaf_count(cut.fields()), 4);
+        let DataType::Struct(kept) = cut.field_with_name("counts").unwrap().data_type() else {
+            panic!("counts is a struct");
+        };
+        let names: Vec<&str> = kept.iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["user0", "user1", "user2"]);
+        assert!(cut.field_with_name("at").is_err());
+    }
+
+    #[test]
+    fn flattened_tables_give_nested_fields_their_types() {
+        let inferred: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new(
+                "extra",
+                DataType::Struct(
+                    vec![
+                        Field::new("x", DataType::Int64, true),
+                        Field::new("new", DataType::Utf8, true),
+                    ]
+                    .into(),
+                ),
+                true,
+            ),
+        ]));
+        let table: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Float64, true),
+            Field::new("extra.x", DataType::Float64, true),
+        ]));
+        let aligned = align_flattened(&inferred, &table);
+        assert_eq!(
+            aligned.field_with_name("id").unwrap().data_type(),
+            &DataType::Float64
+        );
+        let DataType::Struct(extra) = aligned.field_with_name("extra").unwrap().data_type() else {
+            panic!("extra is a struct");
+        };
+        assert_eq!(extra[0].data_type(), &DataType::Float64);
+        assert_eq!(
+            extra[1].data_type(),
+            &DataType::Utf8,
+            "new fields keep theirs"
+        );
     }
 }

@@ -33,3 +33,14 @@ pub fn runtime() -> &'static Runtime {
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     runtime().block_on(fut)
 }
+
+/// The longest wait, timeout or run length kafkalake accepts (a year):
+/// instants much further ahead overflow the clock.
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// `s` seconds as a wait, clamped to `0..=MAX_WAIT` (NaN is no wait).
+pub fn clamped_wait(s: f64) -> std::time::Duration {
+    std::time::Duration::try_from_secs_f64(s.max(0.0))
+        .unwrap_or(MAX_WAIT)
+        .min(MAX_WAIT)
+}

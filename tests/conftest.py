@@ -241,3 +241,32 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         else:
             os.environ["AZURITE_BLOB_STORAGE_URL"] = previous
         subprocess.run([str(AZURITE), "stop", str(run)], check=False, timeout=30)
+
+
+def duckdb_delta(table: str | Path, sql: str = "SELECT * FROM t") -> Any:
+    """Run ``sql`` over the Delta table at ``table`` (as ``t``) with DuckDB's
+    delta extension (delta-kernel-rs): a reader that is not delta-rs.
+
+    The extension is loaded offline from PyPI's ``duckdb-extension-delta``
+    package (its version matches the ``duckdb`` package's); nothing is
+    downloaded at run time. Returns a pyarrow table.
+    """
+    import duckdb
+    import duckdb_extension_delta
+
+    ext = (
+        Path(duckdb_extension_delta.__file__).parent
+        / "extensions"
+        / f"v{duckdb.__version__}"
+        / "delta.duckdb_extension"
+    )
+    assert ext.is_file(), f"no delta extension for duckdb {duckdb.__version__} at {ext}"
+    con = duckdb.connect(
+        config={"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
+    )
+    try:
+        con.execute(f"LOAD '{ext}'")
+        con.execute(f"CREATE VIEW t AS SELECT * FROM delta_scan('{table}')")
+        return con.execute(sql).to_arrow_table()
+    finally:
+        con.close()

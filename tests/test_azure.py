@@ -542,3 +542,57 @@ def test_sas_token_and_environment_credentials(
     assert sorted(delta_offsets(f"az://{container}/env", azurite.storage_options())) == expected(
         per_part
     )
+
+
+def test_sas_url_never_becomes_a_name(broker: str, topic: str, azurite: Azurite) -> None:
+    """A table given as a URL with a SAS token in its query string: the token
+    is the credential, and the query appears in no consumer group, txn app
+    id, dead-letter location or log entry."""
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    create_topic(broker, topic, 2)
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": broker})
+    for i in range(40):
+        p.produce(topic, b"not json" if i % 10 == 0 else json.dumps({"i": i}).encode())
+    assert p.flush(30) == 0
+    container = azurite.container()
+    sas = generate_container_sas(
+        "devstoreaccount1",
+        container,
+        account_key=AZURITE_KEY,
+        permission=ContainerSasPermissions(read=True, write=True, delete=True, list=True),
+        expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+    )
+    report = kafkalake.ingest(
+        topic,
+        f"az://{container}/events?{sas}",
+        bootstrap_servers=broker,
+        storage_options={
+            "azure_storage_use_emulator": "true",
+            "azure_storage_account_name": "devstoreaccount1",
+        },
+        progress=False,
+    )
+    assert (report.rows, report.dead_letters) == (36, 4)
+    blobs = azurite.blobs(container)
+    signature = sas.split("sig=")[1].split("&")[0]
+    assert any(b.startswith("events/_delta_log/") for b in blobs)
+    assert any(b.startswith("events_dead_letters/_delta_log/") for b in blobs), sorted(blobs)
+    for name, body in blobs.items():
+        assert "sig=" not in name and "?" not in name, name
+        assert signature.encode() not in body and b"sig=" not in body, name
+    app_ids = [
+        json.loads(line)["txn"]["appId"]
+        for name, body in blobs.items()
+        if name.startswith("events/_delta_log/") and name.endswith(".json")
+        for line in body.decode().splitlines()
+        if "txn" in json.loads(line)
+    ]
+    assert app_ids and all(a.startswith(f"events-{topic}-") for a in app_ids), app_ids
+    from confluent_kafka.admin import AdminClient
+
+    groups = AdminClient({"bootstrap.servers": broker}).list_consumer_groups().result(30)
+    ids = [g.group_id for g in groups.valid]
+    assert "kafkalake-events" in ids and not any("sig" in g for g in ids), ids

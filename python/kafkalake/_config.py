@@ -126,3 +126,24 @@ def load_env_file(path: str | os.PathLike[str] = ".env", *, override: bool = Fal
                 os.environ[name] = value
                 loaded.append(name)
     return loaded
+
+
+_SAS_KEYS = ("azure_storage_sas_token", "azure_storage_sas_key", "sas_token", "sas_key")
+
+
+def split_location(
+    location: str, storage_options: Mapping[str, str] | None
+) -> tuple[str, dict[str, str]]:
+    """A location and its storage options, with a SAS token given in the URL
+    (``https://<account>.blob.core.windows.net/<container>/<path>?sv=…&sig=…``)
+    moved out of it: the token becomes ``azure_storage_sas_token`` (unless
+    the options already hold one) and the location loses its query string,
+    so the signature never becomes part of a name, a consumer group, a path
+    or a table's log."""
+    options = {str(k): str(v) for k, v in (storage_options or {}).items()}
+    if "://" not in location or "?" not in location:
+        return location, options
+    base, _, query = location.partition("?")
+    if query and not any(k.lower() in _SAS_KEYS for k in options):
+        options["azure_storage_sas_token"] = query
+    return base, options

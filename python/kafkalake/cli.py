@@ -266,6 +266,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         capture_namespace=args.capture_namespace,
         capture_eventhub=args.capture_eventhub,
         capture_codec=args.capture_codec,
+        caught_up_timeout=args.caught_up_timeout,
     )
     if args.json:
         print(json.dumps(report.__dict__))
@@ -398,6 +399,13 @@ def parser() -> argparse.ArgumentParser:
     ig.add_argument("--group-id")
     ig.add_argument(
         "--until", default="caught_up", help="caught_up (default), forever, or a number of seconds"
+    )
+    ig.add_argument(
+        "--caught-up-timeout",
+        type=float,
+        help="with --until caught_up: seconds partitions held by other workers may make no "
+        "progress before the run fails naming them (default: takeover time + 60 s, 120 s "
+        "with the defaults)",
     )
     ig.add_argument("--partition-by", action="append")
     ig.add_argument("--date-from", help="timestamp column to derive a 'date' partition from")

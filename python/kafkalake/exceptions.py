@@ -19,6 +19,7 @@ __all__ = [
     "ConfigError",
     "DeliveryError",
     "DeltaError",
+    "IncompleteError",
     "InvalidArgumentError",
     "KafkaError",
     "KafkalakeError",
@@ -74,6 +75,13 @@ class MessageTooLargeError(KafkalakeError, ValueError):
 
 class KafkaError(KafkalakeError):
     """Any other error reported by the Kafka client or broker."""
+
+
+class IncompleteError(KafkalakeError):
+    """A run could not finish what it was asked: with ``until="caught_up"``,
+    partitions held by another member of the consumer group made no progress
+    towards the end of their log within ``caught_up_timeout``. The message
+    names them; ``report`` says what this run wrote."""
 
 
 class DeliveryError(KafkaError):

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from kafkalake import _kafkalake
 from kafkalake._arrow import ArrowSchemaExportable, ArrowStreamExportable
-from kafkalake._config import ConfigValue, librdkafka_config, positive
+from kafkalake._config import ConfigValue, librdkafka_config, positive, split_location
 from kafkalake._progress import interactive
 from kafkalake.exceptions import InvalidArgumentError, KafkalakeError
 
@@ -54,7 +54,7 @@ class IngestReport:
     interrupted: bool = False
     """Stopped by Ctrl-C."""
     bytes: int = 0
-    """Message value bytes consumed."""
+    """Message bytes consumed (keys, values and headers)."""
     batches: int = 0
     """Batches written."""
     files: int = 0
@@ -174,6 +174,8 @@ def ingest(
     evolve_schema: bool = True,
     compact_every: int | None = None,
     compact_min_files: int = 8,
+    caught_up_timeout: float | None = None,
+    max_columns: int = 500,
 ) -> IngestReport:
     """Ingest Kafka topics into a Delta table (or Parquet files), exactly once.
 
@@ -195,9 +197,17 @@ def ingest(
         name: the ingest's name: part of each partition's transaction id in
             the table (default: the table location's last component).
         group_id: consumer group (default: ``kafkalake-<name>``).
-        until: ``"caught_up"`` stops once the high-water marks seen at start
-            are reached (Spark's AvailableNow); ``"forever"`` runs until
-            Ctrl-C; a number runs that many seconds.
+        until: ``"caught_up"`` stops once the table holds every partition
+            of the topics up to the end its log had at start (Spark's
+            AvailableNow), whichever worker of the group wrote it;
+            ``"forever"`` runs until Ctrl-C; a number runs that many seconds.
+        caught_up_timeout: with ``until="caught_up"``: how many seconds
+            partitions held by other members of the group may make no
+            progress before the run fails with
+            :class:`~kafkalake.exceptions.IncompleteError` naming them
+            (default: the time the worker needs to take over the partitions
+            of a member that died without leaving, i.e. the session timeout
+            + 2 × ``max_latency`` + 5 s, plus 60 s: 120 s with the defaults).
         start: where partitions with nothing stored start.
         schema: Arrow schema of the JSON values (pyarrow schema or anything
             with ``__arrow_c_schema__``); default: the table's, else inferred
@@ -233,6 +243,10 @@ def ingest(
             of each partition value (at least ``compact_min_files`` of them,
             under half of ``target_file_size``, default 128 MiB) into larger
             ones; see :func:`compact`. Off by default.
+        max_columns: the most columns (nested fields counted) the table may
+            have; values whose new fields would pass it (keys that keep
+            changing, such as ids used as keys) go to the dead letters with
+            a reason suggesting a ``map`` column in ``schema``.
         capture_codec: Avro block codec, ``"null"`` (Capture's default) or
             ``"deflate"`` (Capture's ``AvroDeflate``).
 
@@ -240,7 +254,7 @@ def ingest(
         An :class:`IngestReport`. Ctrl-C stops after writing what was read
         and returns the report with ``interrupted=True``.
     """
-    uri = _uri(table)
+    uri, storage = split_location(_uri(table), storage_options)
     if format not in ("delta", "parquet", "capture"):
         raise InvalidArgumentError(
             f"format must be 'delta', 'parquet' or 'capture', got {format!r}"
@@ -293,6 +307,8 @@ def ingest(
         raise InvalidArgumentError(
             f"compact_min_files must be at least 2, got {compact_min_files!r}"
         )
+    positive("caught_up_timeout", caught_up_timeout)
+    positive("max_columns", max_columns, integer=True)
     if compact_every is not None and format != "delta":
         raise InvalidArgumentError("compact_every applies to the delta format only")
     compact_args = (
@@ -314,7 +330,7 @@ def ingest(
         ),
         sink=format,
         uri=uri,
-        storage_options=dict(storage_options or {}),
+        storage_options=storage,
         name=name,
         partition_by=list(partition_by),
         date_column=date_column,
@@ -324,7 +340,7 @@ def ingest(
         metadata_columns=metadata_columns,
         flatten=flatten,
         max_message_bytes=max_message_bytes,
-        dead_letter_uri=_uri(dead_letter_table)
+        dead_letter_uri=split_location(_uri(dead_letter_table), None)[0]
         if dead_letter_table
         else uri.rstrip("/") + "_dead_letters",
         mode=mode,
@@ -332,6 +348,8 @@ def ingest(
         capture=capture,
         evolve_schema=evolve_schema,
         compact=compact_args,
+        caught_up_timeout_s=None if caught_up_timeout is None else float(caught_up_timeout),
+        max_columns=max_columns,
     )
     show = interactive() if progress is None else progress
     raw.start()
@@ -387,9 +405,10 @@ def compact(
     positive("target_file_size", target_file_size, integer=True)
     if not isinstance(min_files, int) or min_files < 2:
         raise InvalidArgumentError(f"min_files must be at least 2, got {min_files!r}")
+    uri, storage = split_location(_uri(table), storage_options)
     removed, added, rows, version = _kafkalake.compact_table(
-        _uri(table),
-        storage_options=dict(storage_options or {}),
+        uri,
+        storage_options=storage,
         target_file_size=target_file_size,
         min_files=min_files,
     )

@@ -1028,7 +1028,7 @@ fn timestamp(s: &[u8], unit: TimeUnit, naive_utc: bool) -> Option<i64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use arrow::datatypes::Schema;
     use arrow::json::reader::ReaderBuilder;
@@ -1036,7 +1036,11 @@ mod tests {
     use crate::generate::{new_source, GeneratorOptions};
 
     /// What arrow-json makes of `values` (one row each), or `None` if it fails.
-    fn reference(schema: &SchemaRef, values: &[&[u8]], strict: bool) -> Option<RecordBatch> {
+    pub(crate) fn reference(
+        schema: &SchemaRef,
+        values: &[&[u8]],
+        strict: bool,
+    ) -> Option<RecordBatch> {
         let mut d = ReaderBuilder::new(schema.clone())
             .with_batch_size(values.len().max(1))
             .with_strict_mode(strict)
@@ -1078,7 +1082,7 @@ mod tests {
             .collect()
     }
 
-    fn generated(profile: &str, n: usize) -> (SchemaRef, Vec<Vec<u8>>) {
+    pub(crate) fn generated(profile: &str, n: usize) -> (SchemaRef, Vec<Vec<u8>>) {
         let mut src = new_source(profile, GeneratorOptions::default()).unwrap();
         let values = (0..n)
             .map(|_| {

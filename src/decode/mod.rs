@@ -25,6 +25,8 @@ use crate::error::{Error, Result};
 
 mod fast;
 pub use fast::FastDecoder;
+#[cfg(test)]
+mod fuzz;
 
 /// A message as consumed.
 #[derive(Clone, Debug)]
@@ -300,6 +302,23 @@ impl JsonDecoder {
         if let Some(batch) = self.fast.as_ref().and_then(|f| f.decode(values)) {
             return Ok(batch);
         }
+        // arrow-json reads 2.7 into an integer column as 2: such values are
+        // found first (and made dead letters by the slow path).
+        if has_integers(self.value_schema.fields()) {
+            let vouched = match &self.fast {
+                Some(f) => f.accepted(values),
+                None => vec![false; values.len()],
+            };
+            let mismatch = values
+                .iter()
+                .zip(vouched)
+                .any(|(v, ok)| !ok && integer_problem(v, self.value_schema.fields()).is_some());
+            if mismatch {
+                return Err(Error::Arrow(arrow::error::ArrowError::JsonError(
+                    "a number that is not a whole number for an integer column".into(),
+                )));
+            }
+        }
         let mut d = self.arrow_decoder(values.len())?;
         for v in values {
             d.decode(v)?;
@@ -360,7 +379,14 @@ impl JsonDecoder {
                         keep.push(m);
                         continue;
                     }
-                    match self.check_one(m.value.as_deref().unwrap_or_default()) {
+                    let value = m.value.as_deref().unwrap_or_default();
+                    let checked = self.check_one(value).and_then(|()| {
+                        match integer_problem(value, self.value_schema.fields()) {
+                            Some(problem) => Err(problem),
+                            None => Ok(()),
+                        }
+                    });
+                    match checked {
                         Ok(()) => keep.push(m),
                         Err(error) => dead.push(DeadLetter {
                             message: m.clone(),
@@ -409,6 +435,79 @@ impl JsonDecoder {
         };
         dead.sort_by_key(|d| (d.message.partition, d.message.offset));
         Ok((batch, dead))
+    }
+}
+
+/// Whether `fields` has an integer column, at any depth.
+fn has_integers(fields: &Fields) -> bool {
+    fn integer(t: &DataType) -> bool {
+        match t {
+            t if t.is_integer() => true,
+            DataType::Struct(f) => has_integers(f),
+            DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                integer(f.data_type())
+            }
+            _ => false,
+        }
+    }
+    fields.iter().any(|f| integer(f.data_type()))
+}
+
+/// Why a value of `value` (a JSON object) does not fit an integer column of
+/// `fields` without changing: a number with a fraction (arrow-json would
+/// cut 2.7 to 2), or one beyond 64 bits. `None` when every such value fits,
+/// or when `value` is not JSON (judged elsewhere).
+pub fn integer_problem(value: &[u8], fields: &Fields) -> Option<String> {
+    use serde_json::Value;
+    fn check(v: &Value, t: &DataType, path: &str) -> Option<String> {
+        match (v, t) {
+            (Value::Number(n), t) if t.is_integer() => {
+                if n.is_i64() || n.is_u64() {
+                    return None;
+                }
+                let f = n.as_f64()?;
+                let whole = f.is_finite() && f.fract() == 0.0;
+                (!whole || f.abs() >= 2f64.powi(63)).then(|| {
+                    format!(
+                        "field '{path}': {n} does not fit the column's type {t} without \
+                         changing (not a whole number, or out of range)"
+                    )
+                })
+            }
+            (Value::String(x), t) if t.is_integer() => {
+                let f: f64 = x.trim().parse().ok()?;
+                (f.fract() != 0.0).then(|| {
+                    format!("field '{path}': \"{x}\" is not a whole number, the column is {t}")
+                })
+            }
+            (Value::Object(m), DataType::Struct(fs)) => fields_of(m, fs, path),
+            (
+                Value::Array(items),
+                DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _),
+            ) => items
+                .iter()
+                .find_map(|x| check(x, f.data_type(), &format!("{path}[]"))),
+            _ => None,
+        }
+    }
+    fn fields_of(
+        m: &serde_json::Map<String, Value>,
+        fields: &Fields,
+        prefix: &str,
+    ) -> Option<String> {
+        fields.iter().find_map(|f| {
+            let v = m.get(f.name())?;
+            let path = if prefix.is_empty() {
+                f.name().clone()
+            } else {
+                format!("{prefix}.{}", f.name())
+            };
+            check(v, f.data_type(), &path)
+        })
+    }
+    match serde_json::from_slice::<Value>(value).ok()? {
+        Value::Object(m) => fields_of(&m, fields, ""),
+        _ => None,
     }
 }
 
@@ -613,5 +712,51 @@ mod tests {
             DataType::Timestamp(TimeUnit::Microsecond, _)
         ));
         assert_eq!(schema.field(3).data_type(), &DataType::Utf8);
+    }
+
+    #[test]
+    fn numbers_that_would_change_are_dead_letters() {
+        let inner = Fields::from(vec![Field::new("x", DataType::Int64, true)]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("extra", DataType::Struct(inner), true),
+            Field::new(
+                "xs",
+                DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+                true,
+            ),
+            Field::new("f", DataType::Float64, true),
+        ]));
+        let d = JsonDecoder::new("t", schema, DecodeOptions::default()).unwrap();
+        let (rows, dead) = d
+            .decode(&msgs(&[
+                br#"{"id":1,"extra":{"x":1},"xs":[1],"f":2.5}"#,
+                br#"{"id":2.7,"extra":{"x":2}}"#,
+                br#"{"id":3,"extra":{"x":0.5}}"#,
+                br#"{"id":4,"xs":[1,2.25]}"#,
+                br#"{"id":5.0,"extra":{"x":1e2},"f":7}"#,
+                br#"{"id":"6.5"}"#,
+            ]))
+            .unwrap();
+        let offsets: Vec<i64> = dead.iter().map(|d| d.message.offset).collect();
+        assert_eq!(offsets, vec![1, 2, 3, 5], "{dead:?}");
+        assert!(
+            dead[0].error.contains("field 'id': 2.7"),
+            "{}",
+            dead[0].error
+        );
+        assert!(
+            dead[1].error.contains("field 'extra.x'"),
+            "{}",
+            dead[1].error
+        );
+        assert!(dead[2].error.contains("field 'xs[]'"), "{}", dead[2].error);
+        // Whole numbers written as 5.0 or 1e2 keep their value.
+        let ids = rows
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(ids.values().to_vec(), vec![1, 5]);
     }
 }

@@ -57,7 +57,7 @@ pub trait OffsetLookup: Send {
 pub struct BatchLimits {
     /// Rows (messages).
     pub max_rows: usize,
-    /// Value bytes.
+    /// Bytes of keys, values and headers.
     pub max_bytes: usize,
     /// Age of the oldest buffered message.
     pub max_latency: Duration,
@@ -96,7 +96,7 @@ pub struct ConsumerOptions {
 pub struct PartitionBuffer {
     /// The messages.
     pub messages: Vec<RawMessage>,
-    /// Value bytes.
+    /// Bytes of keys, values and headers.
     pub bytes: usize,
 }
 
@@ -116,6 +116,14 @@ impl ConsumedBatch {
     /// Whether it holds nothing.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// First offset per (topic, partition).
+    pub fn first_offsets(&self) -> Vec<(String, i32, i64)> {
+        self.partitions
+            .iter()
+            .filter_map(|((t, p), b)| b.messages.first().map(|m| (t.clone(), *p, m.offset)))
+            .collect()
     }
 
     /// Last offset per (topic, partition).
@@ -157,6 +165,11 @@ struct Context {
     /// The queue assigned partitions' messages are forwarded to (see
     /// [`FetchQueue`]); null until it exists and once it is gone.
     fetch_queue: Arc<AtomicPtr<rdsys::rd_kafka_queue_t>>,
+    /// The topics' partitions when the consumer subscribed: a "latest"
+    /// start applies to them only. Partitions added to a topic later start
+    /// at their beginning (as Spark does), or what was produced to them
+    /// before they were discovered would be skipped.
+    existing: Arc<Mutex<HashSet<(String, i32)>>>,
 }
 
 /// A queue of the consumer's own that assigned partitions' messages are
@@ -268,6 +281,11 @@ unsafe fn forward_partitions<'a>(
 impl ClientContext for Context {}
 
 impl Context {
+    /// Whether the partition was there when the consumer subscribed.
+    fn existed(&self, key: &(String, i32)) -> bool {
+        self.existing.lock().map_or(true, |e| e.contains(key))
+    }
+
     /// Fill in the start offset of each newly assigned partition.
     fn choose_offsets(
         &self,
@@ -341,7 +359,8 @@ impl Context {
                 } else {
                     match &self.start {
                         StartFrom::Earliest => Offset::Beginning,
-                        StartFrom::Latest => Offset::End,
+                        StartFrom::Latest if self.existed(&key) => Offset::End,
+                        StartFrom::Latest => Offset::Beginning,
                         StartFrom::Offsets(m) => m
                             .get(&key)
                             .map_or(Offset::Beginning, |o| Offset::Offset(*o)),
@@ -474,11 +493,15 @@ impl GroupWatch {
             .kafka
             .get("session.timeout.ms")
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(45_000);
+            .unwrap_or(45_000)
+            // librdkafka's own upper bound (it refuses more).
+            .min(3_600_000);
         let session = Duration::from_millis(session);
         GroupWatch {
             every: (session / 3).clamp(Duration::from_secs(1), Duration::from_secs(10)),
-            stall_after: session + 2 * opts.limits.max_latency + Duration::from_secs(5),
+            stall_after: session
+                .saturating_add(opts.limits.max_latency.saturating_mul(2))
+                .saturating_add(Duration::from_secs(5)),
             next_check: Instant::now(),
             generation: u64::MAX,
             seen: HashMap::new(),
@@ -518,6 +541,18 @@ pub struct BatchingConsumer {
     watch: Option<GroupWatch>,
 }
 
+/// What a message counts towards `max_bytes`: everything copied of it,
+/// its key and headers as well as its value.
+fn message_size(m: &RawMessage) -> usize {
+    m.value.as_ref().map_or(0, Bytes::len)
+        + m.key.as_ref().map_or(0, Bytes::len)
+        + m.headers.as_ref().map_or(0, |hs| {
+            hs.iter()
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+                .sum()
+        })
+}
+
 /// Size of the chunks [`BatchingConsumer`] copies message bytes into.
 const ARENA_CHUNK: usize = 1 << 20;
 
@@ -551,6 +586,13 @@ impl BatchingConsumer {
                 "max_rows, max_bytes and max_latency must all be positive".into(),
             ));
         }
+        if opts.limits.max_latency > crate::runtime::MAX_WAIT {
+            return Err(Error::InvalidArgument(format!(
+                "max_latency must be at most {} s (a year), got {:.0} s",
+                crate::runtime::MAX_WAIT.as_secs(),
+                opts.limits.max_latency.as_secs_f64()
+            )));
+        }
         let watch = lookup.is_some().then(|| GroupWatch::new(&opts));
         let state = Arc::new(Mutex::new(Assignment::default()));
         let shared_generation = Arc::new(AtomicU64::new(0));
@@ -562,7 +604,9 @@ impl BatchingConsumer {
             state: state.clone(),
             started: Mutex::new(HashSet::new()),
             fetch_queue: Arc::new(AtomicPtr::new(std::ptr::null_mut())),
+            existing: Arc::new(Mutex::new(HashSet::new())),
         };
+        let existing = context.existing.clone();
         let shared_queue = context.fetch_queue.clone();
         let defaults = [
             ("group.id", opts.group_id.clone()),
@@ -580,12 +624,26 @@ impl BatchingConsumer {
             ("enable.partition.eof", "true".to_string()),
             ("allow.auto.create.topics", "false".to_string()),
         ];
-        let config = opts.kafka.client_config(
-            &defaults
-                .iter()
-                .map(|(k, v)| (*k, v.clone()))
-                .collect::<Vec<_>>(),
-        );
+        let mut defaults: Vec<(&str, String)> =
+            defaults.iter().map(|(k, v)| (*k, v.clone())).collect();
+        // The embedded cluster's coordinator, after the last member of a
+        // group leaves, keeps the group rebalancing for the session timeout
+        // (45 s) under the classic protocol: the next ingest of a notebook
+        // would wait that long to join. Its KIP-848 coordinator does not, so
+        // consumers of the embedded cluster use that protocol unless told
+        // otherwise (classic-only settings keep the classic one).
+        let classic_only = [
+            "group.protocol",
+            "session.timeout.ms",
+            "heartbeat.interval.ms",
+            "partition.assignment.strategy",
+        ];
+        if super::embedded::is_embedded(&opts.kafka.bootstrap_servers)
+            && classic_only.iter().all(|k| opts.kafka.get(k).is_none())
+        {
+            defaults.push(("group.protocol", "consumer".to_string()));
+        }
+        let config = opts.kafka.client_config(&defaults);
         let consumer: BaseConsumer<Context> = config.create_with_context(context)?;
         // SAFETY: a live client handle.
         let queue = unsafe { rdsys::rd_kafka_queue_new(consumer.client().native_ptr()) };
@@ -600,6 +658,25 @@ impl BatchingConsumer {
             shared: shared_queue,
         };
         check_topics(&opts.kafka, &opts.topics)?;
+        if opts.start == StartFrom::Latest {
+            let mut known = existing
+                .lock()
+                .map_err(|_| Error::Kafka("lock poisoned".into()))?;
+            for topic in &opts.topics {
+                let md = consumer
+                    .fetch_metadata(Some(topic), opts.kafka.connect_timeout)
+                    .map_err(|e| {
+                        Error::Kafka(format!("reading the partitions of '{topic}': {e}"))
+                    })?;
+                for t in md.topics() {
+                    known.extend(
+                        t.partitions()
+                            .iter()
+                            .map(|p| (t.name().to_string(), p.id())),
+                    );
+                }
+            }
+        }
         let topics: Vec<&str> = opts.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(BatchingConsumer {
@@ -751,6 +828,76 @@ impl BatchingConsumer {
             return self.rejoin();
         }
         Ok(())
+    }
+
+    /// Every partition of the subscribed topics with the start and end of
+    /// its log now: `(topic, partition) -> (low, high)`.
+    pub fn log_bounds(&self) -> Result<BTreeMap<(String, i32), (i64, i64)>> {
+        let timeout = self.opts.kafka.connect_timeout;
+        let mut all: Vec<(String, i32)> = Vec::new();
+        for topic in &self.opts.topics {
+            let md = self
+                .consumer
+                .fetch_metadata(Some(topic), timeout)
+                .map_err(|e| Error::Kafka(format!("reading the partitions of '{topic}': {e}")))?;
+            for t in md.topics() {
+                all.extend(
+                    t.partitions()
+                        .iter()
+                        .map(|p| (t.name().to_string(), p.id())),
+                );
+            }
+        }
+        let failed = || {
+            Error::Kafka(format!(
+                "could not read the ends of the partitions of {} within {:.0} s",
+                self.opts.topics.join(", "),
+                timeout.as_secs_f64()
+            ))
+        };
+        let high = self.log_ends(all.iter(), Offset::End).ok_or_else(failed)?;
+        let low = self
+            .log_ends(all.iter(), Offset::Beginning)
+            .ok_or_else(failed)?;
+        Ok(all
+            .into_iter()
+            .filter_map(|k| {
+                let h = *high.get(&k)?;
+                let l = low.get(&k).copied().unwrap_or(0);
+                Some((k, (l, h)))
+            })
+            .collect())
+    }
+
+    /// The consumer group's committed offsets (the next offset to read) of
+    /// `partitions` that have one.
+    pub fn group_offsets(
+        &self,
+        partitions: &[(String, i32)],
+    ) -> Result<HashMap<(String, i32), i64>> {
+        let mut tpl = TopicPartitionList::new();
+        for (t, p) in partitions {
+            tpl.add_partition(t, *p);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(tpl, self.opts.kafka.connect_timeout)
+            .map_err(|e| Error::Kafka(format!("reading the group's committed offsets: {e}")))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| match (e.error(), e.offset()) {
+                (Ok(()), Offset::Offset(o)) => Some(((e.topic().to_string(), e.partition()), o)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// How long partitions of another member may stand still with messages
+    /// waiting before this consumer rejoins the group to take them over
+    /// (see [`GroupWatch`]); `None` without a sink.
+    pub fn takeover_after(&self) -> Option<Duration> {
+        self.watch.as_ref().map(|w| w.stall_after)
     }
 
     /// Leave the group and join it again, which makes the coordinator
@@ -924,12 +1071,12 @@ impl BatchingConsumer {
                     self.start_hwm.insert(k.clone(), h);
                 }
             }
-            let next = self
+            let buffered = self
                 .buffers
                 .get(k)
                 .and_then(|b| b.messages.last())
-                .map(|m| m.offset + 1)
-                .or_else(|| self.next.get(k).copied());
+                .map(|m| m.offset + 1);
+            let next = buffered.max(self.next.get(k).copied());
             match (self.start_hwm.get(k), next) {
                 (Some(&h), Some(n)) => n >= h,
                 _ => false,
@@ -1017,13 +1164,16 @@ impl BatchingConsumer {
         m: &rdsys::rd_kafka_message_t,
         now: &mut Instant,
     ) -> Result<()> {
+        if m.err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__PARTITION_EOF {
+            // The end of a partition, with its topic and the offset where it
+            // ends (past any transaction markers).
+            let topic = CStr::from_ptr(rdsys::rd_kafka_topic_name(m.rkt))
+                .to_string_lossy()
+                .into_owned();
+            return self.note_end(topic, m.partition, Some(m.offset));
+        }
         if m.err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
-            let e = if m.err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                KafkaError::PartitionEOF(m.partition)
-            } else {
-                KafkaError::MessageConsumption(m.err.into())
-            };
-            return self.take_result(Err(e));
+            return self.take_result(Err(KafkaError::MessageConsumption(m.err.into())));
         }
         let bytes = |p: *mut std::ffi::c_void, len: usize| {
             (!p.is_null()).then(|| std::slice::from_raw_parts(p as *const u8, len))
@@ -1106,7 +1256,7 @@ impl BatchingConsumer {
         if self.shared_generation.load(Ordering::Acquire) != self.generation {
             self.sync_assignment()?;
         }
-        let len = raw.value.as_ref().map_or(0, Bytes::len);
+        let len = message_size(&raw);
         let key = self.last_key.as_ref().expect("set above");
         let buf = match self.buffers.get_mut(key) {
             Some(b) => b,
@@ -1123,24 +1273,38 @@ impl BatchingConsumer {
         Ok(())
     }
 
+    /// The end of `topic`'s `partition` was reached at offset `end` (else
+    /// the cached high watermark): everything before it has been consumed,
+    /// so the partition's position is there, past any transaction markers
+    /// and aborted records, which are never delivered as messages.
+    fn note_end(&mut self, topic: String, partition: i32, end: Option<i64>) -> Result<()> {
+        // Apply a new assignment first, or the end recorded here would be
+        // dropped with the partition's old state.
+        if self.shared_generation.load(Ordering::Acquire) != self.generation {
+            self.sync_assignment()?;
+        }
+        let Some(end) = end
+            .filter(|&o| o >= 0)
+            .or_else(|| self.cached_high_watermark(&topic, partition))
+        else {
+            return Ok(());
+        };
+        let key = (topic, partition);
+        self.start_hwm.entry(key.clone()).or_insert(end);
+        let next = self.next.entry(key).or_insert(end);
+        *next = (*next).max(end);
+        Ok(())
+    }
+
     /// A consumed message's outcome (already buffered when `Ok`), or an
     /// error: partition ends are noted, the rest fail the poll.
     fn take_result(&mut self, item: std::result::Result<Result<()>, KafkaError>) -> Result<()> {
         match item {
             Ok(r) => r,
-            // At the end of a partition: remember where that is.
+            // At the end of a partition (from the consumer queue, which
+            // names no topic: rare, most ends come through the fetch queue).
             Err(KafkaError::PartitionEOF(p)) if self.opts.topics.len() == 1 => {
-                // Apply a new assignment first, or the end recorded here
-                // would be dropped with the partition's old state.
-                if self.shared_generation.load(Ordering::Acquire) != self.generation {
-                    self.sync_assignment()?;
-                }
-                let key = (self.opts.topics[0].clone(), p);
-                if let Some(h) = self.cached_high_watermark(&key.0, p) {
-                    self.start_hwm.entry(key.clone()).or_insert(h);
-                    self.next.entry(key).or_insert(h);
-                }
-                Ok(())
+                self.note_end(self.opts.topics[0].clone(), p, None)
             }
             Err(KafkaError::PartitionEOF(_)) => Ok(()),
             Err(KafkaError::MessageConsumption(
@@ -1209,15 +1373,91 @@ impl BatchingConsumer {
             return Ok(batch);
         }
         std::mem::swap(&mut batch.partitions, &mut self.buffers);
-        for (k, b) in &batch.partitions {
-            if let Some(last) = b.messages.last() {
-                self.next.insert(k.clone(), last.offset + 1);
-            }
-        }
         self.rows = 0;
         self.bytes = 0;
         self.oldest = None;
+        // Messages are taken from librdkafka many at a time, so a batch can
+        // hold more than max_bytes (a few large keys): the rest waits for
+        // the next batch.
+        if !force {
+            self.carry_over(&mut batch);
+        }
+        for (k, b) in &batch.partitions {
+            if let Some(last) = b.messages.last() {
+                // Never behind a partition end noted meanwhile (markers).
+                let next = self.next.entry(k.clone()).or_insert(last.offset + 1);
+                *next = (*next).max(last.offset + 1);
+            }
+        }
         Ok(batch)
+    }
+
+    /// Keep in the buffers what of `batch` is past `max_bytes` (at least
+    /// one message stays in the batch; a partition's messages are cut after
+    /// a prefix, so their order holds).
+    fn carry_over(&mut self, batch: &mut ConsumedBatch) {
+        let max = self.opts.limits.max_bytes;
+        if batch.partitions.values().map(|b| b.bytes).sum::<usize>() <= max {
+            return;
+        }
+        let mut used = 0usize;
+        let mut any = false;
+        for (k, buf) in batch.partitions.iter_mut() {
+            let mut take = 0;
+            for m in &buf.messages {
+                let size = message_size(m);
+                if any && used + size > max {
+                    break;
+                }
+                used += size;
+                take += 1;
+                any = true;
+            }
+            if take < buf.messages.len() {
+                let rest = buf.messages.split_off(take);
+                let bytes: usize = rest.iter().map(message_size).sum();
+                buf.bytes -= bytes;
+                self.rows += rest.len();
+                self.bytes += bytes;
+                self.buffers.insert(
+                    k.clone(),
+                    PartitionBuffer {
+                        messages: rest,
+                        bytes,
+                    },
+                );
+            }
+        }
+        batch.partitions.retain(|_, b| !b.messages.is_empty());
+        if self.rows > 0 {
+            self.oldest = Some(Instant::now());
+        }
+    }
+
+    /// Read the partitions of a batch that was taken but not used again from
+    /// its `firsts` (first offset per partition), as if it had not been
+    /// taken. Partitions no longer assigned are left to their new owner.
+    pub fn rewind(&mut self, firsts: &[(String, i32, i64)]) -> Result<()> {
+        let mine: HashSet<(String, i32)> = self.assignment().into_iter().collect();
+        for (t, p, o) in firsts {
+            let key = (t.clone(), *p);
+            if !mine.contains(&key) {
+                continue;
+            }
+            // Whatever was buffered after the batch comes again too.
+            if let Some(b) = self.buffers.remove(&key) {
+                self.rows -= b.messages.len();
+                self.bytes -= b.bytes;
+            }
+            self.consumer
+                .seek(t, *p, Offset::Offset(*o), self.opts.kafka.connect_timeout)
+                .map_err(|e| Error::Kafka(format!("rewinding {t}[{p}] to offset {o}: {e}")))?;
+            self.next.insert(key, *o);
+        }
+        if self.rows == 0 {
+            self.oldest = None;
+        }
+        Ok(())
     }
 
     /// Commit `offsets` (last processed per partition) to the consumer group.

@@ -35,6 +35,13 @@ fn registry() -> &'static Mutex<HashMap<String, Sender<Command>>> {
     REG.get_or_init(Default::default)
 }
 
+/// Whether `bootstrap_servers` is an embedded cluster of this process.
+pub fn is_embedded(bootstrap_servers: &str) -> bool {
+    registry()
+        .lock()
+        .is_ok_and(|r| r.contains_key(bootstrap_servers))
+}
+
 /// If `bootstrap_servers` is an embedded cluster of this process, create the
 /// topic there and return the outcome; otherwise `None`.
 /// `None` partitions take the cluster's default.

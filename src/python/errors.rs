@@ -21,6 +21,7 @@ fn class_name(e: &Error) -> &'static str {
         Error::Arrow(_) => "ArrowError",
         Error::Io(_) => "KafkalakeIOError",
         Error::Table(_) => "TableError",
+        Error::Incomplete(_) => "IncompleteError",
         Error::Delta(_) => "DeltaError",
         Error::Storage(_) => "StorageError",
     }

@@ -24,12 +24,18 @@ use crate::sink::compact::CompactOptions;
 use crate::sink::delta::DeltaOptions;
 use crate::sink::storage::Location;
 
-fn secs(name: &str, s: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(s).map_err(|_| {
-        super::errors::to_py_err(Error::InvalidArgument(format!(
-            "{name} must be a non-negative number of seconds, got {s}"
-        )))
-    })
+/// Seconds as a duration; more than a year is refused (no timer, latency or
+/// run length needs it, and instants that far ahead do not exist).
+pub(crate) fn secs(name: &str, s: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| *d <= crate::runtime::MAX_WAIT)
+        .ok_or_else(|| {
+            super::errors::to_py_err(Error::InvalidArgument(format!(
+                "{name} must be a number of seconds between 0 and {} (a year), got {s}",
+                crate::runtime::MAX_WAIT.as_secs()
+            )))
+        })
 }
 
 /// Consumer options from Python arguments.
@@ -120,7 +126,8 @@ impl RawIngest {
         start_timestamp_ms, max_rows, max_bytes, max_latency_s, sink, uri, storage_options,
         name, partition_by, date_column, target_file_size, checkpoint_interval, schema,
         metadata_columns, flatten, max_message_bytes, dead_letter_uri, mode, duration_s,
-        capture=None, evolve_schema=true, compact=None
+        capture=None, evolve_schema=true, compact=None, caught_up_timeout_s=None,
+        max_columns=500
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -154,6 +161,8 @@ impl RawIngest {
         capture: Option<(String, Option<String>, bool)>,
         evolve_schema: bool,
         compact: Option<(u64, u64, usize)>,
+        caught_up_timeout_s: Option<f64>,
+        max_columns: usize,
     ) -> PyResult<Self> {
         let consumer = consumer_options(
             bootstrap_servers,
@@ -223,6 +232,10 @@ impl RawIngest {
                 options: storage_options,
             },
             mode,
+            caught_up_timeout: caught_up_timeout_s
+                .map(|s| secs("caught_up_timeout", s))
+                .transpose()?,
+            max_columns,
         };
         let metrics = Arc::new(IngestMetrics::default());
         let m = metrics.clone();
@@ -268,7 +281,7 @@ impl RawIngest {
             return Ok(true);
         }
         drop(guard);
-        let t = Duration::from_secs_f64(timeout_s.max(0.0));
+        let t = crate::runtime::clamped_wait(timeout_s);
         py.detach(|| {
             let step = Duration::from_millis(10);
             let start = std::time::Instant::now();
@@ -415,6 +428,46 @@ impl RawBatchConsumer {
         if batch.is_empty() {
             return Ok(None);
         }
+        let firsts = batch.first_offsets();
+        let decoded = self.decode(batch);
+        if decoded.is_err() {
+            // Nothing of the batch reached the caller: read it again next
+            // time, so a caller that goes on after the error skips nothing.
+            if let Some(c) = self.consumer.as_mut() {
+                py.detach(|| c.rewind(&firsts)).py()?;
+            }
+        }
+        decoded.map(Some)
+    }
+
+    /// Commit `offsets` (last per partition) to the group.
+    fn commit(&self, py: Python<'_>, offsets: Vec<(String, i32, i64)>) -> PyResult<()> {
+        let consumer = self
+            .consumer
+            .as_ref()
+            .ok_or_else(|| PyRuntimeError::new_err("the consumer is closed"))?;
+        py.detach(|| consumer.commit(&offsets)).py()
+    }
+
+    /// Assigned (topic, partition) pairs.
+    fn assignment(&self) -> Vec<(String, i32)> {
+        self.consumer
+            .as_ref()
+            .map(|c| c.assignment())
+            .unwrap_or_default()
+    }
+
+    /// Leave the group.
+    fn close(&mut self, py: Python<'_>) {
+        if let Some(c) = self.consumer.take() {
+            py.detach(move || drop(c));
+        }
+    }
+}
+
+impl RawBatchConsumer {
+    /// The rows, dead letters and last offsets of a consumed batch.
+    fn decode(&mut self, batch: crate::kafka::consumer::ConsumedBatch) -> PyResult<Polled> {
         let offsets = batch.last_offsets();
         let mut rows = Vec::new();
         let mut dead = Vec::new();
@@ -453,37 +506,22 @@ impl RawBatchConsumer {
                 })),
             }
         }
-        let schema = schema.unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
+        let schema: arrow::datatypes::SchemaRef =
+            schema.unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
+        if let Some(other) = rows.iter().find(|b| b.schema().fields() != schema.fields()) {
+            return Err(super::errors::to_py_err(Error::InvalidArgument(format!(
+                "the topics' values have different schemas ({} and {}), which cannot be one \
+                 table of rows; pass schema= covering both, or use one BatchConsumer per topic",
+                schema,
+                other.schema()
+            ))));
+        }
         let dead_batches = dead_letter_batches(&dead).py()?;
-        Ok(Some((
+        Ok((
             PyTable::try_new(rows, schema)?,
             PyTable::try_new(dead_batches, crate::ingest::dead_letter_schema())?,
             offsets,
-        )))
-    }
-
-    /// Commit offsets (last processed per partition) to the group.
-    fn commit(&self, py: Python<'_>, offsets: Vec<(String, i32, i64)>) -> PyResult<()> {
-        let consumer = self
-            .consumer
-            .as_ref()
-            .ok_or_else(|| PyRuntimeError::new_err("the consumer is closed"))?;
-        py.detach(|| consumer.commit(&offsets)).py()
-    }
-
-    /// Assigned (topic, partition) pairs.
-    fn assignment(&self) -> Vec<(String, i32)> {
-        self.consumer
-            .as_ref()
-            .map(|c| c.assignment())
-            .unwrap_or_default()
-    }
-
-    /// Leave the group.
-    fn close(&mut self, py: Python<'_>) {
-        if let Some(c) = self.consumer.take() {
-            py.detach(move || drop(c));
-        }
+        ))
     }
 }
 

@@ -34,11 +34,7 @@ pub struct RawProduceJob {
 }
 
 fn seconds(name: &str, s: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(s).map_err(|_| {
-        super::errors::to_py_err(Error::InvalidArgument(format!(
-            "{name} must be a non-negative number of seconds, got {s}"
-        )))
-    })
+    super::ingest::secs(name, s)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -246,7 +242,7 @@ impl RawProduceJob {
     /// Wait up to `timeout_s` with the GIL released; true once finished.
     fn wait(&self, py: Python<'_>, timeout_s: f64) -> bool {
         let state = self.state.clone();
-        let t = Duration::from_secs_f64(timeout_s.max(0.0));
+        let t = crate::runtime::clamped_wait(timeout_s);
         py.detach(move || state.wait(t))
     }
 

@@ -6,10 +6,15 @@
 //! rows (and the ingest's `txn` versions) are unchanged.
 //!
 //! The commit touches only files, so ingest commits that run at the same time
-//! (which only add files) do not conflict with it; if two compactions pick
-//! the same files, the later one loses the conflict and is skipped.
+//! (which only add files) do not conflict with it. Two compactions that pick
+//! the same files would: Delta's conflict check lets removes without data
+//! change through, and both commits would land, every rewritten row twice.
+//! So the commit is tried at exactly the next version, and when another
+//! commit got there first, the files are looked up again: if any of them is
+//! gone (rewritten by the other compaction), this one gives up; its new
+//! files are left unreferenced (a VACUUM removes them).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use arrow::array::{new_null_array, ArrayRef, RecordBatch, StringArray};
 use arrow::compute::{cast, concat_batches};
@@ -67,6 +72,33 @@ struct SmallFile {
 
 /// Rewrite the small files of `table` (reloaded first); returns what was done.
 pub async fn compact(table: &mut DeltaTable, opts: CompactOptions) -> Result<CompactOutcome> {
+    match plan(table, opts).await? {
+        Some(rewrite) => rewrite.commit(table).await,
+        None => Ok(CompactOutcome::default()),
+    }
+}
+
+/// A compaction written but not committed: new files, and the actions that
+/// swap them for the small ones.
+pub struct Rewrite {
+    actions: Vec<Action>,
+    /// Paths of the files rewritten, as the snapshot lists them.
+    removed: HashSet<String>,
+    op: DeltaOperation,
+    outcome: CompactOutcome,
+}
+
+impl Rewrite {
+    /// Commit it (see [`commit_rewrite`]): what was done, nothing if another
+    /// compaction rewrote any of the same files first.
+    pub async fn commit(self, table: &mut DeltaTable) -> Result<CompactOutcome> {
+        commit_rewrite(table, self.actions, &self.removed, self.op, self.outcome).await
+    }
+}
+
+/// Reload `table`, pick its small files and write them again into larger
+/// ones; `None` when there is nothing to compact.
+pub async fn plan(table: &mut DeltaTable, opts: CompactOptions) -> Result<Option<Rewrite>> {
     if opts.min_files < 2 {
         return Err(Error::InvalidArgument(
             "compaction needs min_files of at least 2".into(),
@@ -103,6 +135,8 @@ pub async fn compact(table: &mut DeltaTable, opts: CompactOptions) -> Result<Com
     let schema = arrow_schema(table)?;
     let store = table.object_store();
     let mut actions: Vec<Action> = Vec::new();
+    // Paths of the files rewritten, as the snapshot lists them.
+    let mut removed: HashSet<String> = HashSet::new();
     let mut outcome = CompactOutcome::default();
     for (values, mut files) in groups {
         if files.len() < opts.min_files {
@@ -170,35 +204,92 @@ pub async fn compact(table: &mut DeltaTable, opts: CompactOptions) -> Result<Com
                 a.data_change = false;
                 Action::Add(a)
             }));
-            actions.extend(bin.into_iter().map(|f| Action::Remove(f.remove)));
+            for f in bin {
+                removed.insert(f.path);
+                actions.push(Action::Remove(f.remove));
+            }
         }
     }
     if actions.is_empty() {
-        return Ok(outcome);
+        return Ok(None);
     }
     let op = DeltaOperation::Optimize {
         predicate: None,
         target_size: opts.target_file_size as i64,
     };
-    let snapshot = table.snapshot().map_err(|e| delta_err("snapshot", e))?;
-    let result = CommitBuilder::from(CommitProperties::default().with_create_checkpoint(false))
-        .with_actions(actions)
-        .build(Some(snapshot), table.log_store(), op)
+    Ok(Some(Rewrite {
+        actions,
+        removed,
+        op,
+        outcome,
+    }))
+}
+
+/// Commit a rewrite of the files `removed`, at exactly the version after the
+/// table's snapshot; after each commit that got there first, only if every
+/// one of those files is still in the table.
+async fn commit_rewrite(
+    table: &mut DeltaTable,
+    actions: Vec<Action>,
+    removed: &HashSet<String>,
+    op: DeltaOperation,
+    mut outcome: CompactOutcome,
+) -> Result<CompactOutcome> {
+    for _ in 0..100 {
+        let snapshot = table.snapshot().map_err(|e| delta_err("snapshot", e))?;
+        // No retries inside: Delta's own conflict check would let the
+        // removes of another compaction's files through.
+        let result = CommitBuilder::from(
+            CommitProperties::default()
+                .with_create_checkpoint(false)
+                .with_max_retries(0),
+        )
+        .with_actions(actions.clone())
+        .build(Some(snapshot), table.log_store(), op.clone())
         .await;
-    match result {
-        Ok(done) => {
-            outcome.version = Some(done.version() as i64);
-            table
-                .update_incremental(None)
-                .await
-                .map_err(|e| delta_err("reload", e))?;
-            Ok(outcome)
+        match result {
+            Ok(done) => {
+                outcome.version = Some(done.version() as i64);
+                table
+                    .update_incremental(None)
+                    .await
+                    .map_err(|e| delta_err("reload", e))?;
+                return Ok(outcome);
+            }
+            Err(e) if is_conflict(&e) => {
+                table
+                    .update_incremental(None)
+                    .await
+                    .map_err(|e| delta_err("reload", e))?;
+                if !all_present(table, removed).await? {
+                    // Rewritten by another compaction first: nothing lost,
+                    // the files written here are simply not referenced.
+                    return Ok(CompactOutcome::default());
+                }
+            }
+            Err(e) => return Err(delta_err("committing the compaction", e)),
         }
-        // Another compaction took some of these files first: nothing lost,
-        // the files written here are simply not referenced.
-        Err(e) if is_conflict(&e) => Ok(CompactOutcome::default()),
-        Err(e) => Err(delta_err("committing the compaction", e)),
     }
+    Err(Error::Delta(
+        "gave up committing a compaction after 100 concurrent commits got there first".into(),
+    ))
+}
+
+/// Whether every file of `paths` is in the table's current snapshot.
+async fn all_present(table: &DeltaTable, paths: &HashSet<String>) -> Result<bool> {
+    let snapshot = table.snapshot().map_err(|e| delta_err("snapshot", e))?;
+    let log_store = table.log_store();
+    let views: Vec<_> = snapshot
+        .snapshot()
+        .file_views(log_store.as_ref(), None)
+        .try_collect()
+        .await
+        .map_err(|e| delta_err("listing the table's files", e))?;
+    let present = views
+        .iter()
+        .filter(|v| paths.contains(&v.path().to_string()))
+        .count();
+    Ok(present == paths.len())
 }
 
 /// `batch` (a data file's rows, without partition columns) in the table's
@@ -227,4 +318,86 @@ fn with_table_columns(
         cols.push(col);
     }
     Ok(RecordBatch::try_new(schema.clone(), cols)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::runtime::block_on;
+    use crate::sink::delta;
+    use crate::sink::delta::testing::{chunk, new_table, sink};
+    use crate::sink::storage::Location;
+    use crate::sink::Sink;
+
+    /// A table of `files` small files, one row each, in a fresh directory.
+    fn small_files(name: &str, files: i64) -> Location {
+        let (location, schema) = new_table(name);
+        let mut s = sink(&location);
+        for i in 0..files {
+            s.write("t", vec![chunk(0, i, &schema)]).unwrap();
+        }
+        location
+    }
+
+    fn rows(location: &Location) -> i64 {
+        let table = delta::open(location).unwrap().unwrap();
+        let snapshot = table.snapshot().unwrap();
+        let views: Vec<_> = block_on(
+            snapshot
+                .snapshot()
+                .file_views(table.log_store().as_ref(), None)
+                .try_collect(),
+        )
+        .unwrap();
+        views
+            .iter()
+            .map(|v| v.num_records().unwrap_or_default() as i64)
+            .sum()
+    }
+
+    #[test]
+    fn two_compactions_of_the_same_files_rewrite_them_once() {
+        let location = small_files("compact-race", 10);
+        assert_eq!(rows(&location), 10);
+        let opts = CompactOptions {
+            target_file_size: 1 << 20,
+            min_files: 2,
+        };
+        // Two compactions planned on the same snapshot, as two workers (or a
+        // worker and `compact()`) would.
+        let mut a = delta::open(&location).unwrap().unwrap();
+        let mut b = delta::open(&location).unwrap().unwrap();
+        let plan_a = block_on(plan(&mut a, opts)).unwrap().unwrap();
+        let plan_b = block_on(plan(&mut b, opts)).unwrap().unwrap();
+        let done_a = block_on(plan_a.commit(&mut a)).unwrap();
+        assert_eq!(done_a.files_removed, 10);
+        assert!(done_a.version.is_some());
+        let done_b = block_on(plan_b.commit(&mut b)).unwrap();
+        assert_eq!(done_b, CompactOutcome::default(), "the second one gives up");
+        assert_eq!(rows(&location), 10, "every row once");
+    }
+
+    #[test]
+    fn a_compaction_goes_on_after_an_unrelated_commit() {
+        let location = small_files("compact-append", 6);
+        let opts = CompactOptions {
+            target_file_size: 1 << 20,
+            min_files: 2,
+        };
+        let mut a = delta::open(&location).unwrap().unwrap();
+        let planned = block_on(plan(&mut a, opts)).unwrap().unwrap();
+        // An ingest appends meanwhile: the compaction's files are all still
+        // there, so it commits after it.
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
+        sink(&location)
+            .write("t", vec![chunk(0, 6, &schema)])
+            .unwrap();
+        let done = block_on(planned.commit(&mut a)).unwrap();
+        assert_eq!(done.files_removed, 6);
+        assert_eq!(rows(&location), 7);
+    }
 }

@@ -13,7 +13,6 @@
 use std::collections::BTreeMap;
 
 use arrow::array::{ArrayRef, RecordBatch};
-use arrow::compute::cast;
 use arrow::datatypes::SchemaRef;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{
@@ -42,9 +41,11 @@ pub struct DeltaOptions {
     pub partition_by: Vec<String>,
     /// Target size of data files, bytes (`None`: one file per partition value and flush).
     pub target_file_size: Option<u64>,
-    /// Write a checkpoint every this many commits (0: never).
+    /// Write a checkpoint at every table version that is a multiple of
+    /// this (0: never), whoever wrote the versions in between.
     pub checkpoint_interval: u64,
-    /// Compact small files every this many commits (0: never).
+    /// Compact small files at every table version that is a multiple of
+    /// this (0: never).
     pub compact_interval: u64,
     /// Which files compaction rewrites.
     pub compact: super::compact::CompactOptions,
@@ -59,6 +60,15 @@ pub(crate) fn delta_err(what: &str, e: DeltaTableError) -> Error {
     match e {
         DeltaTableError::ObjectStore { source } => Error::Storage(format!("{what}: {source}")),
         other => Error::Delta(format!("{what}: {other}")),
+    }
+}
+
+/// The directory of a local location (a path or `file://` URL).
+fn local_path(uri: &str) -> Option<std::path::PathBuf> {
+    match uri.split_once("://") {
+        None => Some(std::path::PathBuf::from(uri)),
+        Some(("file", _)) => url::Url::parse(uri).ok()?.to_file_path().ok(),
+        Some(_) => None,
     }
 }
 
@@ -80,6 +90,13 @@ async fn is_empty(location: &Location) -> Result<bool> {
 /// Open the table at `location`, or `None` if there is no table and the
 /// location is empty. A non-empty location without a Delta log is an error.
 pub fn open(location: &Location) -> Result<Option<DeltaTable>> {
+    // A local directory that does not exist holds no table; looking must
+    // not create it (resolving a local URL does).
+    if let Some(dir) = local_path(&location.uri) {
+        if !dir.exists() {
+            return Ok(None);
+        }
+    }
     block_on(async {
         let url = location.url()?;
         let builder = DeltaTableBuilder::from_url(url)
@@ -155,6 +172,70 @@ pub fn check_compatible(
     }
 }
 
+/// `column` as `to` when that keeps every value: the same type, struct
+/// fields the column lacks as nulls, timestamps in another unit or zone
+/// (Delta stores microseconds). `None` when the types differ otherwise;
+/// `Some(Err)` when a value does not fit (overflow).
+fn conform_column(column: &ArrayRef, to: &arrow::datatypes::DataType) -> Option<Result<ArrayRef>> {
+    use arrow::array::{Array, AsArray, StructArray};
+    use arrow::datatypes::DataType as D;
+    let from = column.data_type();
+    if from == to {
+        return Some(Ok(column.clone()));
+    }
+    match (from, to) {
+        (D::Struct(have), D::Struct(want)) => {
+            let s = column.as_struct();
+            if have.iter().any(|f| want.find(f.name()).is_none()) {
+                return None;
+            }
+            let mut children = Vec::with_capacity(want.len());
+            for f in want.iter() {
+                let child = match s.column_by_name(f.name()) {
+                    Some(c) => match conform_column(c, f.data_type())? {
+                        Ok(c) => c,
+                        Err(e) => return Some(Err(e)),
+                    },
+                    None => arrow::array::new_null_array(f.data_type(), s.len()),
+                };
+                children.push(child);
+            }
+            Some(
+                StructArray::try_new(want.clone(), children, s.nulls().cloned())
+                    .map(|a| std::sync::Arc::new(a) as ArrayRef)
+                    .map_err(Error::from),
+            )
+        }
+        _ if same_values(from, to) => {
+            let options = arrow::compute::CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            Some(arrow::compute::cast_with_options(column, to, &options).map_err(Error::from))
+        }
+        _ => None,
+    }
+}
+
+/// Whether a cast from `a` to `b` only renames nested fields, changes
+/// nullability or a timestamp's unit or zone: every value stays as it is.
+fn same_values(a: &arrow::datatypes::DataType, b: &arrow::datatypes::DataType) -> bool {
+    use arrow::datatypes::DataType as D;
+    match (a, b) {
+        (D::Timestamp(_, _), D::Timestamp(_, _)) | (D::Null, _) => true,
+        (D::List(x), D::List(y))
+        | (D::LargeList(x), D::LargeList(y))
+        | (D::Map(x, _), D::Map(y, _)) => same_values(x.data_type(), y.data_type()),
+        (D::Struct(x), D::Struct(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y.iter())
+                    .all(|(f, g)| f.name() == g.name() && same_values(f.data_type(), g.data_type()))
+        }
+        _ => a == b,
+    }
+}
+
 fn types_match(a: &arrow::datatypes::DataType, b: &arrow::datatypes::DataType) -> bool {
     use arrow::datatypes::DataType as D;
     match (a, b) {
@@ -223,15 +304,18 @@ pub struct DeltaSink {
     table: DeltaTable,
     opts: DeltaOptions,
     schema: SchemaRef,
-    commits: u64,
 }
 
+/// Whether a commit lost to a concurrent one and may be retried on the
+/// reloaded table: a writer of the same partitions (its `txn`), or another
+/// worker's schema change (new columns) committed first.
 pub(crate) fn is_conflict(e: &DeltaTableError) -> bool {
     matches!(
         e,
         DeltaTableError::Transaction {
-            source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction)
-                | TransactionError::MaxCommitAttempts(_)
+            source: TransactionError::CommitConflict(
+                CommitConflictError::ConcurrentTransaction | CommitConflictError::MetadataChanged
+            ) | TransactionError::MaxCommitAttempts(_)
         } | DeltaTableError::VersionAlreadyExists(_)
     )
 }
@@ -244,7 +328,6 @@ impl DeltaSink {
             table,
             opts,
             schema,
-            commits: 0,
         })
     }
 
@@ -266,10 +349,15 @@ impl DeltaSink {
     ) -> Result<BTreeMap<i32, i64>> {
         let app = self.opts.app_name.clone();
         block_on(async {
+            let before = self.table.version();
             self.table
                 .update_incremental(None)
                 .await
                 .map_err(|e| delta_err("reload", e))?;
+            if self.table.version() != before {
+                // Another worker may have added columns.
+                self.schema = arrow_schema(&self.table)?;
+            }
             let snapshot = self
                 .table
                 .snapshot()
@@ -289,18 +377,52 @@ impl DeltaSink {
         })
     }
 
-    /// Rows of `batch` in the table's column order and types.
+    /// Rows of `batch` in the table's column order and types. Only what
+    /// keeps every value is done (columns the data lacks become nulls,
+    /// timestamps take the table's unit); any other difference is an error
+    /// naming the column, never a changed value. (Decoders follow the
+    /// table's schema, so this does not happen in normal operation.)
     fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         for f in self.schema.fields() {
             let col = match batch.column_by_name(f.name()) {
-                Some(c) if c.data_type() == f.data_type() => c.clone(),
-                Some(c) => cast(c, f.data_type())?,
+                Some(c) => conform_column(c, f.data_type()).ok_or_else(|| {
+                    Error::Table(format!(
+                        "column '{}' is {} in the Delta table at '{}' but {} in the data; \
+                         the values would change to fit, so nothing was written",
+                        f.name(),
+                        f.data_type(),
+                        self.opts.location.uri,
+                        c.data_type()
+                    ))
+                })??,
                 None => arrow::array::new_null_array(f.data_type(), batch.num_rows()),
             };
             cols.push(col);
         }
         Ok(RecordBatch::try_new(self.schema.clone(), cols)?)
+    }
+
+    /// Add the columns of `chunks`' rows the table lacks (fields that
+    /// appeared since the table was read, e.g. new nested fields of a
+    /// flattened table), so none is dropped.
+    fn add_missing_columns(&mut self, chunks: &[PartitionChunk]) -> Result<()> {
+        let missing = |b: &RecordBatch| {
+            b.schema().fields().iter().any(|f| {
+                f.name() != OFFSET_COLUMN && self.schema.field_with_name(f.name()).is_err()
+            })
+        };
+        let Some(batch) = chunks.iter().map(|c| &c.batch).find(|b| missing(b)) else {
+            return Ok(());
+        };
+        let fields: Vec<arrow::datatypes::Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| f.name() != OFFSET_COLUMN)
+            .map(|f| f.as_ref().clone())
+            .collect();
+        self.add_columns(&std::sync::Arc::new(arrow::datatypes::Schema::new(fields)))
     }
 
     /// One commit: data files plus a txn per partition. `Ok(None)` on a
@@ -360,15 +482,15 @@ impl DeltaSink {
         match result {
             Ok((version, snapshot, files)) => {
                 self.table.state = Some(snapshot);
-                self.commits += 1;
-                if self.opts.checkpoint_interval > 0
-                    && self.commits % self.opts.checkpoint_interval == 0
-                {
+                // Decided by the table's version, as Spark does, not by this
+                // run's commits: a table fed by many short runs (or several
+                // workers) gets them too, each from one writer.
+                let due = |every: u64| every > 0 && version % every == 0;
+                if due(self.opts.checkpoint_interval) {
                     block_on(deltalake::checkpoints::create_checkpoint(&self.table, None))
                         .map_err(|e| delta_err("writing a checkpoint", e))?;
                 }
-                if self.opts.compact_interval > 0 && self.commits % self.opts.compact_interval == 0
-                {
+                if due(self.opts.compact_interval) {
                     block_on(super::compact::compact(&mut self.table, self.opts.compact))?;
                 }
                 Ok(Some(WriteOutcome {
@@ -491,6 +613,7 @@ impl Sink for DeltaSink {
 
     fn write(&mut self, topic: &str, chunks: Vec<PartitionChunk>) -> Result<WriteOutcome> {
         let mut chunks = chunks;
+        self.add_missing_columns(&chunks)?;
         for _attempt in 0..20 {
             let partitions: Vec<i32> = chunks.iter().map(|c| c.partition).collect();
             let stored = self.stored_versions(topic, &partitions)?;
@@ -514,5 +637,132 @@ impl Sink for DeltaSink {
 
     fn describe(&self) -> String {
         format!("Delta table {}", self.opts.location.uri)
+    }
+}
+
+/// Local tables for the sinks' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+    use super::{create, open, DeltaOptions, DeltaSink};
+    use crate::sink::storage::Location;
+    use crate::sink::PartitionChunk;
+
+    /// A new table with one `n: int64` column in a fresh directory.
+    pub fn new_table(name: &str) -> (Location, SchemaRef) {
+        let dir = std::env::temp_dir().join(format!("kafkalake-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let location = Location {
+            uri: dir.to_string_lossy().into_owned(),
+            options: Default::default(),
+        };
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
+        create(&location, &schema, &[]).unwrap();
+        (location, schema)
+    }
+
+    /// A sink of the table at `location` (opened now, so it may go stale).
+    pub fn sink(location: &Location) -> DeltaSink {
+        let opts = DeltaOptions {
+            location: location.clone(),
+            app_name: "test".into(),
+            partition_by: Vec::new(),
+            target_file_size: None,
+            checkpoint_interval: 0,
+            compact_interval: 0,
+            compact: Default::default(),
+        };
+        DeltaSink::new(open(location).unwrap().unwrap(), opts).unwrap()
+    }
+
+    /// Offset `offset` of partition `partition` as a one-row chunk of `batch`'s schema.
+    pub fn chunk(partition: i32, offset: i64, schema: &SchemaRef) -> PartitionChunk {
+        let cols = schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Int64 => Arc::new(Int64Array::from(vec![offset])) as _,
+                t => arrow::array::new_null_array(t, 1),
+            })
+            .collect();
+        PartitionChunk {
+            partition,
+            first_offset: offset,
+            last_offset: offset,
+            batch: RecordBatch::try_new(schema.clone(), cols).unwrap(),
+            dead_letters: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::testing::{chunk, new_table, sink};
+    use super::*;
+
+    fn with_column(name: &str) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, true),
+            Field::new(name, DataType::Int64, true),
+        ]))
+    }
+
+    #[test]
+    fn a_write_racing_another_workers_new_column_is_retried() {
+        let (location, schema) = new_table("evolve-race");
+        let mut a = sink(&location);
+        let mut b = sink(&location);
+        a.evolve_schema(&with_column("extra")).unwrap();
+        // b's snapshot predates the new column: its commit conflicts, and is
+        // retried on the reloaded table.
+        let out = b.write("t", vec![chunk(0, 0, &schema)]).unwrap();
+        assert_eq!(out.rows, 1);
+        assert!(b.schema().field_with_name("extra").is_ok());
+        // Both add the same column: the second finds it there.
+        let mut c = sink(&location);
+        a.evolve_schema(&with_column("more")).unwrap();
+        c.evolve_schema(&with_column("more")).unwrap();
+        // And again after it landed (a retry after a lost response).
+        c.evolve_schema(&with_column("more")).unwrap();
+        let wide = c.schema();
+        assert_eq!(wide.fields().len(), 3, "{wide:?}");
+        c.write("t", vec![chunk(0, 1, &wide)]).unwrap();
+        assert_eq!(
+            c.stored_versions("t", &[0]).unwrap(),
+            BTreeMap::from([(0, 1)])
+        );
+    }
+
+    #[test]
+    fn values_are_never_changed_to_fit() {
+        let (location, _) = new_table("conform");
+        let mut s = sink(&location);
+        let floats = Arc::new(Schema::new(vec![Field::new("n", DataType::Float64, true)]));
+        let batch = RecordBatch::try_new(
+            floats,
+            vec![Arc::new(arrow::array::Float64Array::from(vec![2.7]))],
+        )
+        .unwrap();
+        let c = PartitionChunk {
+            partition: 0,
+            first_offset: 0,
+            last_offset: 0,
+            batch,
+            dead_letters: Vec::new(),
+        };
+        let e = s.write("t", vec![c]).unwrap_err().to_string();
+        assert!(
+            e.contains("column 'n' is Int64") && e.contains("Float64"),
+            "{e}"
+        );
+        assert!(s.stored_versions("t", &[0]).unwrap().is_empty());
     }
 }

@@ -7,7 +7,7 @@
 //! atomic puts; Kafka offsets are committed only after them. The Parquet and
 //! Capture Avro sinks are this with their own layout and encoding.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use futures::TryStreamExt;
@@ -53,6 +53,10 @@ pub struct FileSink<F> {
     format: F,
     location: Location,
     store: Arc<dyn ObjectStore>,
+    /// Last offset stored per (topic, partition), as listed at the last
+    /// assignment and moved by each write since: a write does not list the
+    /// partition's whole history again.
+    last: HashMap<(String, i32), i64>,
 }
 
 impl<F: FileFormat> FileSink<F> {
@@ -63,11 +67,14 @@ impl<F: FileFormat> FileSink<F> {
             format,
             location,
             store,
+            last: HashMap::new(),
         })
     }
 }
 
 impl<F: FileFormat> Sink for FileSink<F> {
+    /// Lists each partition's folder (called at every assignment: another
+    /// worker may have written files since this one last held it).
     fn stored_offsets(&mut self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, i64>> {
         let mut out = BTreeMap::new();
         for p in partitions {
@@ -79,16 +86,36 @@ impl<F: FileFormat> Sink for FileSink<F> {
                 .filter_map(|m| m.location.filename())
                 .filter_map(|name| parse_range(name, F::EXTENSION).map(|(_, l)| l))
                 .max();
-            if let Some(last) = last {
-                out.insert(*p, last);
+            let key = (topic.to_string(), *p);
+            match last {
+                Some(last) => {
+                    out.insert(*p, last);
+                    self.last.insert(key, last);
+                }
+                None => {
+                    self.last.insert(key, -1);
+                }
             }
         }
         Ok(out)
     }
 
     fn write(&mut self, topic: &str, chunks: Vec<PartitionChunk>) -> Result<WriteOutcome> {
-        let partitions: Vec<i32> = chunks.iter().map(|c| c.partition).collect();
-        let stored = self.stored_offsets(topic, &partitions)?;
+        let unknown: Vec<i32> = chunks
+            .iter()
+            .map(|c| c.partition)
+            .filter(|p| !self.last.contains_key(&(topic.to_string(), *p)))
+            .collect();
+        if !unknown.is_empty() {
+            self.stored_offsets(topic, &unknown)?;
+        }
+        let stored: BTreeMap<i32, i64> = chunks
+            .iter()
+            .filter_map(|c| {
+                let last = *self.last.get(&(topic.to_string(), c.partition))?;
+                (last >= 0).then_some((c.partition, last))
+            })
+            .collect();
         let mut outcome = WriteOutcome::default();
         for c in skip_stored(chunks, &stored) {
             // Written even when empty (all dead letters): the file records the progress.
@@ -99,6 +126,8 @@ impl<F: FileFormat> Sink for FileSink<F> {
                     self.location.uri
                 ))
             })?;
+            self.last
+                .insert((topic.to_string(), c.partition), c.last_offset);
             outcome.rows += c.batch.num_rows() as u64;
             outcome.files += 1;
         }
