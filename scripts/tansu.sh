@@ -4,6 +4,9 @@
 #   scripts/tansu.sh start RUN_DIR [STORAGE]   prints host:port once it accepts connections
 #   scripts/tansu.sh stop RUN_DIR
 #
+# TANSU_PORT=N starts it on that port (a restart on the port it had, with
+# the same RUN_DIR and sqlite storage, brings the same broker back).
+#
 # STORAGE defaults to memory://tansu/ (fast; gone at stop); "sqlite" keeps
 # records in RUN_DIR/tansu.db, one row per record: slower, but it survives a
 # restart and serves a fetch that starts inside a record batch (the memory
@@ -20,7 +23,7 @@ case "$cmd" in
     storage="${3:-memory://tansu/}"
     [ "$storage" = "sqlite" ] && storage="sqlite://tansu.db"
     bin="${KAFKALAKE_TANSU:-$("$here/install-tansu.sh")}"
-    port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    port="${TANSU_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
     url="tcp://127.0.0.1:$port"
     # sqlite:// paths are relative to the working directory: the run directory.
     (cd "$run" && exec "$bin" broker --listener-url "$url" --advertised-listener-url "$url" \

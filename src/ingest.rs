@@ -681,7 +681,7 @@ impl Ingest {
                     dead_letters: dead,
                 });
             }
-            self.write_dead_letters(&topic, &chunks)?;
+            self.write_dead_letters(&topic, &mut chunks)?;
             if self.delta_pending_create {
                 // Only dead letters so far: no schema to create the table with.
                 continue;
@@ -806,7 +806,56 @@ impl Ingest {
         Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
     }
 
-    fn write_dead_letters(&mut self, topic: &str, chunks: &[PartitionChunk]) -> Result<()> {
+    /// Write the chunks' dead letters (before their rows: the dead-letter
+    /// commit's `txn` covers each chunk's last offset). Offsets that an
+    /// earlier run already classified (the dead-letter table's `txn` is
+    /// ahead of the data: killed between the two commits) keep that
+    /// classification, whatever this run makes of them, so every offset
+    /// ends in exactly one of the two tables: rows already in the
+    /// dead-letter table are dropped from the data, and messages that are
+    /// dead letters now but were not then are added to it.
+    fn write_dead_letters(&mut self, topic: &str, chunks: &mut [PartitionChunk]) -> Result<()> {
+        if let Some(dead) = self.dead.as_mut() {
+            let partitions: Vec<i32> = chunks.iter().map(|c| c.partition).collect();
+            let stored = dead.stored_offsets(topic, &partitions)?;
+            for c in chunks.iter_mut() {
+                let Some(&done) = stored.get(&c.partition) else {
+                    continue;
+                };
+                if c.first_offset > done {
+                    continue;
+                }
+                let hi = c.last_offset.min(done);
+                let known = dead.offsets_in(topic, c.partition, c.first_offset, hi)?;
+                if !known.is_empty() {
+                    c.batch = drop_offsets(&c.batch, &known)?;
+                }
+                let (before, after): (Vec<DeadLetter>, Vec<DeadLetter>) =
+                    std::mem::take(&mut c.dead_letters)
+                        .into_iter()
+                        .partition(|d| d.message.offset <= hi);
+                c.dead_letters = after;
+                let late: Vec<DeadLetter> = before
+                    .into_iter()
+                    .filter(|d| !known.contains(&d.message.offset))
+                    .collect();
+                if !late.is_empty() {
+                    dead.append_over(
+                        topic,
+                        PartitionChunk {
+                            partition: c.partition,
+                            first_offset: c.first_offset,
+                            last_offset: done,
+                            batch: dead_letter_batch(topic, &late)?,
+                            dead_letters: Vec::new(),
+                        },
+                    )?;
+                    self.metrics
+                        .dead_letters
+                        .fetch_add(late.len() as u64, Ordering::Relaxed);
+                }
+            }
+        }
         let dead_chunks: Vec<PartitionChunk> = chunks
             .iter()
             .filter(|c| !c.dead_letters.is_empty())
@@ -978,6 +1027,19 @@ fn decode_parts(
             )),
         })
         .collect()
+}
+
+/// Rows of `batch` whose offset (the internal offset column) is not in `drop`.
+fn drop_offsets(batch: &RecordBatch, drop: &std::collections::HashSet<i64>) -> Result<RecordBatch> {
+    let Some(col) = batch
+        .column_by_name(OFFSET_COLUMN)
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+    else {
+        return Ok(batch.clone());
+    };
+    let keep: arrow::array::BooleanArray =
+        col.iter().map(|o| o.map(|o| !drop.contains(&o))).collect();
+    Ok(arrow::compute::filter_record_batch(batch, &keep)?)
 }
 
 /// The offset of each decoded row: the messages that did not become dead letters, in order.

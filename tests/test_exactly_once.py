@@ -38,7 +38,9 @@ def broker(durable_broker: str) -> str:
     return durable_broker
 
 
-def produce_json(broker: str, topic: str, values: list[object], partition: int | None = None) -> None:
+def produce_json(
+    broker: str, topic: str, values: list[object], partition: int | None = None
+) -> None:
     """Write ``values`` as JSON with confluent-kafka (a client no one here wrote)."""
     from confluent_kafka import Producer
 
@@ -333,9 +335,7 @@ def test_flattened_table_gets_new_nested_fields(broker: str, topic: str, tmp_pat
     ]
 
 
-def test_two_topics_create_one_table_without_changing_values(
-    broker: str, tmp_path: Path
-) -> None:
+def test_two_topics_create_one_table_without_changing_values(broker: str, tmp_path: Path) -> None:
     a, b = f"a-{uuid.uuid4().hex[:8]}", f"b-{uuid.uuid4().hex[:8]}"
     create_topic(broker, a, 1)
     create_topic(broker, b, 1)
@@ -390,9 +390,11 @@ def test_out_of_range_arguments(broker: str, topic: str, tmp_path: Path) -> None
             progress=False,
             config={"session.timeout.ms": str(2**64 - 1)},
         )
-    with kafkalake.BatchConsumer(topic, bootstrap_servers=broker, group_id="g") as c:
-        with pytest.raises(InvalidArgumentError):
-            c.poll(1e19)
+    with (
+        kafkalake.BatchConsumer(topic, bootstrap_servers=broker, group_id="g") as c,
+        pytest.raises(InvalidArgumentError),
+    ):
+        c.poll(1e19)
     assert not (tmp_path / "t").exists()
 
 
@@ -461,3 +463,168 @@ def test_no_empty_dead_letter_folder(broker: str, topic: str, tmp_path: Path, fm
 
 def test_incomplete_error_is_a_kafkalake_error() -> None:
     assert issubclass(IncompleteError, KafkalakeError)
+
+
+# The broker stopped for 20 s in the middle of an ingest, then started again.
+@pytest.mark.slow
+def test_broker_restart_mid_ingest(tmp_path: Path) -> None:
+    from conftest import TANSU
+
+    run = tmp_path / "broker"
+    start = [str(TANSU), "start", str(run), "sqlite"]
+    servers = subprocess.run(
+        start, check=True, capture_output=True, text=True, timeout=600
+    ).stdout.split()[-1]
+    worker = None
+    try:
+        topic = "restart"
+        create_topic(servers, topic, 4)
+        kafkalake.produce("iot", topic, bootstrap_servers=servers, count=20_000, progress=False)
+        expected = produced_offsets(servers, topic, 20_000)
+        table = tmp_path / "t"
+        script = """
+import sys, kafkalake
+servers, topic, table = sys.argv[1:4]
+r = kafkalake.ingest(topic, table, bootstrap_servers=servers, metadata_columns=True,
+                     max_rows=500, max_latency=0.2, progress=False)
+print(r)
+"""
+        worker = subprocess.Popen(
+            [sys.executable, "-c", script, servers, topic, str(table)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while not (table / "_delta_log" / "00000000000000000002.json").exists():
+            assert time.monotonic() < deadline, "the ingest wrote nothing"
+            assert worker.poll() is None, worker.communicate()
+            time.sleep(0.02)
+        subprocess.run([str(TANSU), "stop", str(run)], check=True, timeout=30)
+        stopped = time.monotonic()
+        written = len(delta_offsets(table))
+        # The outage itself: the broker is away for 20 s.
+        time.sleep(max(0.0, 20 - (time.monotonic() - stopped)))
+        assert worker.poll() is None, "the ingest gave up while the broker was away"
+        port = servers.rsplit(":", 1)[1]
+        subprocess.run(
+            start,
+            check=True,
+            capture_output=True,
+            timeout=600,
+            env={**os.environ, "TANSU_PORT": port},
+        )
+        _, err = worker.communicate(timeout=240)
+        assert worker.returncode == 0, err[-3000:]
+        assert written < 20_000, "stopped mid-ingest"
+        assert delta_offsets(table) == expected, "exactly the produced offsets"
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+        subprocess.run([str(TANSU), "stop", str(run)], check=False, timeout=30)
+
+
+# 4. Every offset in exactly one of the two tables, whatever is killed where.
+def test_an_earlier_runs_dead_letters_keep_their_classification(
+    broker: str, topic: str, tmp_path: Path
+) -> None:
+    """Killed between the dead-letter commit and the data commit (made here by
+    taking the data commit out of the log), then run again with a schema that
+    judges some messages differently: each offset still ends in exactly one
+    table."""
+    create_topic(broker, topic, 1)
+    values: list[object] = [{"id": i, "v": 1} for i in range(10)]
+    values[3] = {"id": 3, "v": "text"}
+    values[6] = {"id": 6, "v": 2.5}
+    produce_json(broker, topic, values)
+    ints = pa.schema([("id", pa.int64()), ("v", pa.int64())])
+    floats = pa.schema([("id", pa.int64()), ("v", pa.float64())])
+    for first, then in ((ints, floats), (floats, ints)):
+        table = tmp_path / f"t-{first.field('v').type}"
+        kafkalake.ingest(topic, table, bootstrap_servers=broker, schema=first, progress=False)
+        # The data commit never landed; the dead letters' did.
+        last = sorted((table / "_delta_log").glob("*.json"))[-1]
+        last.unlink()
+        kafkalake.ingest(
+            topic,
+            table,
+            bootstrap_servers=broker,
+            schema=then,
+            progress=False,
+        )
+        rows = DeltaTable(str(table)).to_pyarrow_table().column("id").to_pylist()
+        dead = duckdb_delta(f"{table}_dead_letters", "SELECT offset FROM t")
+        dead_offsets = dead.column(0).to_pylist()
+        assert not set(rows) & set(dead_offsets), (rows, dead_offsets)
+        assert sorted(rows + dead_offsets) == list(range(10)), (rows, dead_offsets)
+
+
+# Two workers with compact_every and 1 % malformed messages, killed with
+# kill -9 again and again: the data and the dead letters together hold each
+# produced offset exactly once.
+MALFORMED_WORKER = """
+import sys, kafkalake
+servers, topic, table, group = sys.argv[1:5]
+kafkalake.ingest(topic, table, bootstrap_servers=servers, group_id=group,
+                 metadata_columns=True, max_rows=300, max_latency=0.1, until="forever",
+                 compact_every=2, compact_min_files=2, progress=False,
+                 config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_two_workers_compacting_with_malformed_messages(
+    broker: str, topic: str, tmp_path: Path
+) -> None:
+    import random
+
+    create_topic(broker, topic, 4)
+    kafkalake.produce(
+        "iot",
+        topic,
+        bootstrap_servers=broker,
+        count=20_000,
+        malformed_ratio=0.01,
+        duplicate_ratio=0.0,
+        progress=False,
+    )
+    expected = produced_offsets(broker, topic, 20_000)
+    table = tmp_path / "t"
+    rng = random.Random(4)
+    for round_ in range(8):
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-c", MALFORMED_WORKER, broker, topic, str(table), f"k-{topic}"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(2)
+        ]
+        # Killed at a random moment of their lives: start-up, joining,
+        # writing, compacting.
+        time.sleep(rng.uniform(1.0, 4.0))
+        for w in workers:
+            os.kill(w.pid, signal.SIGKILL)
+            w.wait(timeout=30)
+        if (table / "_delta_log").exists():
+            rows = delta_offsets(table)
+            assert len(rows) == len(set(rows)), f"repeats after round {round_}"
+    kafkalake.ingest(
+        topic,
+        table,
+        bootstrap_servers=broker,
+        group_id=f"final-{topic}",
+        metadata_columns=True,
+        progress=False,
+    )
+    rows = delta_offsets(table)
+    dead = duckdb_delta(
+        f"{table}_dead_letters", 'SELECT "partition", "offset" FROM t ORDER BY 1, 2'
+    )
+    dead_offsets = list(zip(dead.column(0).to_pylist(), dead.column(1).to_pylist(), strict=True))
+    assert len(rows) == len(set(rows)), "no repeats in the data"
+    assert len(dead_offsets) == len(set(dead_offsets)), "no repeats in the dead letters"
+    assert not set(rows) & set(dead_offsets), "no offset in both tables"
+    assert sorted(rows + dead_offsets) == expected, "exactly the produced offsets"
+    assert 100 <= len(dead_offsets) <= 400, len(dead_offsets)
+    assert len(DeltaTable(str(table)).history()) > 0

@@ -207,7 +207,7 @@ def ingest(
             :class:`~kafkalake.exceptions.IncompleteError` naming them
             (default: the time the worker needs to take over the partitions
             of a member that died without leaving, i.e. the session timeout
-            + 2 × ``max_latency`` + 5 s, plus 60 s: 120 s with the defaults).
+            + twice ``max_latency`` + 5 s, plus 60 s: 120 s with the defaults).
         start: where partitions with nothing stored start.
         schema: Arrow schema of the JSON values (pyarrow schema or anything
             with ``__arrow_c_schema__``); default: the table's, else inferred

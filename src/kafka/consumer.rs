@@ -278,6 +278,19 @@ unsafe fn forward_partitions<'a>(
     }
 }
 
+/// Where a partition with nothing stored and no group offset starts
+/// (`existed`: it was there when the consumer subscribed). A timestamp
+/// start is resolved afterwards; until then it is the beginning.
+fn first_start(start: &StartFrom, key: &(String, i32), existed: bool) -> Offset {
+    match start {
+        StartFrom::Earliest | StartFrom::Timestamp(_) => Offset::Beginning,
+        StartFrom::Latest if existed => Offset::End,
+        // Added to the topic since: all of it is new.
+        StartFrom::Latest => Offset::Beginning,
+        StartFrom::Offsets(m) => m.get(key).map_or(Offset::Beginning, |o| Offset::Offset(*o)),
+    }
+}
+
 impl ClientContext for Context {}
 
 impl Context {
@@ -357,20 +370,12 @@ impl Context {
                     // No sink: the group's committed offset, as any consumer.
                     Offset::Stored
                 } else {
-                    match &self.start {
-                        StartFrom::Earliest => Offset::Beginning,
-                        StartFrom::Latest if self.existed(&key) => Offset::End,
-                        StartFrom::Latest => Offset::Beginning,
-                        StartFrom::Offsets(m) => m
-                            .get(&key)
-                            .map_or(Offset::Beginning, |o| Offset::Offset(*o)),
-                        StartFrom::Timestamp(ts) => {
-                            by_time
-                                .add_partition_offset(topic, *p, Offset::Offset(*ts))
-                                .map_err(Error::from)?;
-                            Offset::Beginning
-                        }
+                    if let StartFrom::Timestamp(ts) = &self.start {
+                        by_time
+                            .add_partition_offset(topic, *p, Offset::Offset(*ts))
+                            .map_err(Error::from)?;
                     }
+                    first_start(&self.start, &key, self.existed(&key))
                 };
                 tpl.set_partition_offset(topic, *p, offset)
                     .map_err(Error::from)?;
@@ -539,7 +544,16 @@ pub struct BatchingConsumer {
     arena: BytesMut,
     /// Looks out for partitions nobody reads (with a sink only).
     watch: Option<GroupWatch>,
+    /// Since when the cluster has been out of reach (a broker restart, a
+    /// network outage), while it is.
+    brokers_down: Option<Instant>,
+    /// When reachability was last probed during an outage.
+    probed_at: Instant,
 }
+
+/// How long the cluster may stay out of reach during a run before the
+/// consumer gives up with [`Error::BrokerUnreachable`].
+pub const OUTAGE_LIMIT: Duration = Duration::from_secs(300);
 
 /// What a message counts towards `max_bytes`: everything copied of it,
 /// its key and headers as well as its value.
@@ -697,6 +711,8 @@ impl BatchingConsumer {
             next: HashMap::new(),
             arena: BytesMut::new(),
             watch,
+            brokers_down: None,
+            probed_at: Instant::now(),
         })
     }
 
@@ -1315,6 +1331,24 @@ impl BatchingConsumer {
                  or directory, or use another ingest name"
                     .into(),
             )),
+            // The connection to the cluster is gone for now: librdkafka
+            // reconnects by itself (see `check_brokers`).
+            Err(KafkaError::MessageConsumption(
+                RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::Resolve
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::NotLeaderForPartition,
+            )) => {
+                self.brokers_down.get_or_insert_with(Instant::now);
+                Ok(())
+            }
             Err(e) => Err(Error::Kafka(format!("consuming: {e}"))),
         }
     }
@@ -1324,6 +1358,7 @@ impl BatchingConsumer {
     /// has not happened by then. `force` closes the batch regardless.
     pub fn poll_batch(&mut self, wait: Duration, force: bool) -> Result<ConsumedBatch> {
         let mut now = Instant::now();
+        self.check_brokers(now)?;
         if !force {
             self.watch_group(now)?;
         }
@@ -1434,6 +1469,33 @@ impl BatchingConsumer {
         }
     }
 
+    /// During an outage (librdkafka reported the brokers out of reach), ask
+    /// the cluster for metadata every few seconds: once it answers, the
+    /// outage is over; if it has not answered for [`OUTAGE_LIMIT`], fail.
+    /// Meanwhile the consumer keeps polling and librdkafka reconnects.
+    fn check_brokers(&mut self, now: Instant) -> Result<()> {
+        let Some(since) = self.brokers_down else {
+            return Ok(());
+        };
+        if now.duration_since(self.probed_at) < Duration::from_secs(2) {
+            return Ok(());
+        }
+        self.probed_at = now;
+        let timeout = self.opts.kafka.connect_timeout.min(Duration::from_secs(5));
+        match self.consumer.fetch_metadata(None, timeout) {
+            Ok(_) => {
+                self.brokers_down = None;
+                Ok(())
+            }
+            Err(e) if now.duration_since(since) >= OUTAGE_LIMIT => Err(Error::BrokerUnreachable {
+                servers: self.opts.kafka.bootstrap_servers.clone(),
+                timeout: OUTAGE_LIMIT,
+                detail: format!("the cluster went out of reach during the run: {e}"),
+            }),
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Read the partitions of a batch that was taken but not used again from
     /// its `firsts` (first offset per partition), as if it had not been
     /// taken. Partitions no longer assigned are left to their new owner.
@@ -1501,5 +1563,30 @@ impl BatchingConsumer {
     /// The options it runs with.
     pub fn options(&self) -> &ConsumerOptions {
         &self.opts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_starts_partitions_added_later_at_their_beginning() {
+        let key = ("t".to_string(), 3);
+        assert_eq!(first_start(&StartFrom::Latest, &key, true), Offset::End);
+        assert_eq!(
+            first_start(&StartFrom::Latest, &key, false),
+            Offset::Beginning
+        );
+        assert_eq!(
+            first_start(&StartFrom::Earliest, &key, true),
+            Offset::Beginning
+        );
+        let explicit = StartFrom::Offsets(HashMap::from([(key.clone(), 42)]));
+        assert_eq!(first_start(&explicit, &key, true), Offset::Offset(42));
+        assert_eq!(
+            first_start(&explicit, &("t".to_string(), 0), true),
+            Offset::Beginning
+        );
     }
 }

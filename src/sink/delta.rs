@@ -606,6 +606,114 @@ impl DeltaSink {
     }
 }
 
+impl DeltaSink {
+    /// The offsets of `topic`'s `partition` within `lo..=hi` that rows of
+    /// the table hold, from its `topic`, `partition` and `offset` columns
+    /// (the dead-letter table's): which messages an earlier run made dead
+    /// letters. Reads every data file's three columns (dead-letter tables
+    /// are small, and this is only needed after a crash).
+    pub fn offsets_in(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        lo: i64,
+        hi: i64,
+    ) -> Result<std::collections::HashSet<i64>> {
+        use arrow::array::{Array, AsArray};
+        use arrow::datatypes::{Int32Type, Int64Type};
+        use futures::TryStreamExt;
+        use object_store::ObjectStoreExt;
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        use parquet::arrow::ProjectionMask;
+
+        let uri = self.opts.location.uri.clone();
+        let read = |what: &str, e: &dyn std::fmt::Display| {
+            Error::Storage(format!("reading {what} of '{uri}': {e}"))
+        };
+        block_on(async {
+            self.table
+                .update_incremental(None)
+                .await
+                .map_err(|e| delta_err("reload", e))?;
+            let snapshot = self
+                .table
+                .snapshot()
+                .map_err(|e| delta_err("snapshot", e))?;
+            let log_store = self.table.log_store();
+            let views: Vec<_> = snapshot
+                .snapshot()
+                .file_views(log_store.as_ref(), None)
+                .try_collect()
+                .await
+                .map_err(|e| delta_err("listing the table's files", e))?;
+            let store = self.table.object_store();
+            let mut out = std::collections::HashSet::new();
+            for v in views {
+                let path = object_store::path::Path::from(v.path().to_string().as_str());
+                let bytes = store
+                    .get(&path)
+                    .await
+                    .map_err(|e| read(path.as_ref(), &e))?
+                    .bytes()
+                    .await
+                    .map_err(|e| read(path.as_ref(), &e))?;
+                let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                    .map_err(|e| read(path.as_ref(), &e))?;
+                let mask = ProjectionMask::columns(
+                    builder.parquet_schema(),
+                    ["topic", "partition", "offset"],
+                );
+                let reader = builder
+                    .with_projection(mask)
+                    .build()
+                    .map_err(|e| read(path.as_ref(), &e))?;
+                for b in reader {
+                    let b = b?;
+                    let (Some(t), Some(p), Some(o)) = (
+                        b.column_by_name("topic")
+                            .and_then(|c| c.as_string_opt::<i32>()),
+                        b.column_by_name("partition")
+                            .and_then(|c| c.as_primitive_opt::<Int32Type>()),
+                        b.column_by_name("offset")
+                            .and_then(|c| c.as_primitive_opt::<Int64Type>()),
+                    ) else {
+                        continue;
+                    };
+                    for i in 0..b.num_rows() {
+                        let offset = o.value(i);
+                        if t.is_valid(i)
+                            && t.value(i) == topic
+                            && p.value(i) == partition
+                            && (lo..=hi).contains(&offset)
+                        {
+                            out.insert(offset);
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Commit `chunk` without dropping what the stored offsets cover (its
+    /// `last_offset` is the txn version written, so it must not be below
+    /// the stored one): dead letters of messages an earlier run wrote as
+    /// rows, whose data commit never landed.
+    pub fn append_over(&mut self, topic: &str, chunk: PartitionChunk) -> Result<()> {
+        let chunks = [chunk];
+        for _attempt in 0..20 {
+            self.stored_versions(topic, &[chunks[0].partition])?;
+            if self.commit(topic, &chunks)?.is_some() {
+                return Ok(());
+            }
+        }
+        Err(Error::Delta(format!(
+            "gave up after 20 commit conflicts on the Delta table at '{}'",
+            self.opts.location.uri
+        )))
+    }
+}
+
 impl Sink for DeltaSink {
     fn stored_offsets(&mut self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, i64>> {
         self.stored_versions(topic, partitions)
