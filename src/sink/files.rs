@@ -141,7 +141,145 @@ impl<F: FileFormat> Sink for FileSink<F> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures::stream::BoxStream;
+    use object_store::memory::InMemory;
+    use object_store::{
+        GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, PutMultipartOptions,
+        PutOptions, PutResult,
+    };
+
     use super::*;
+
+    /// An in-memory store that counts its listings.
+    #[derive(Debug, Default)]
+    struct Counting {
+        inner: InMemory,
+        lists: AtomicUsize,
+    }
+
+    impl std::fmt::Display for Counting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Counting")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Counting {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            self.inner.put_opts(location, payload, opts).await
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: GetOptions,
+        ) -> object_store::Result<GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<Path>>,
+        ) -> BoxStream<'static, object_store::Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.lists.fetch_add(1, Ordering::Relaxed);
+            self.inner.list(prefix)
+        }
+
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> object_store::Result<ListResult> {
+            self.lists.fetch_add(1, Ordering::Relaxed);
+            self.inner.list_with_delimiter(prefix).await
+        }
+
+        async fn copy_opts(
+            &self,
+            from: &Path,
+            to: &Path,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    /// Files holding nothing but their name.
+    struct Names;
+
+    impl FileFormat for Names {
+        const EXTENSION: &'static str = "bin";
+        const KIND: &'static str = "test files";
+
+        fn partition_prefix(&self, topic: &str, partition: i32) -> Path {
+            Path::from(format!("{topic}/{partition}"))
+        }
+
+        fn file(&self, topic: &str, c: &PartitionChunk) -> Result<(Path, Vec<u8>)> {
+            let name = format!(
+                "{topic}/{}/f{}",
+                c.partition,
+                range_suffix(c.first_offset, c.last_offset, Self::EXTENSION)
+            );
+            Ok((Path::from(name), Vec::new()))
+        }
+    }
+
+    fn chunk(partition: i32, first: i64, last: i64) -> PartitionChunk {
+        PartitionChunk {
+            partition,
+            first_offset: first,
+            last_offset: last,
+            batch: arrow::array::RecordBatch::new_empty(
+                Arc::new(arrow::datatypes::Schema::empty()),
+            ),
+            dead_letters: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_partition_is_listed_once_not_at_every_write() {
+        let store = Arc::new(Counting::default());
+        let mut sink = FileSink {
+            format: Names,
+            location: Location::default(),
+            store: store.clone(),
+            last: HashMap::new(),
+        };
+        for i in 0..50 {
+            sink.write("t", vec![chunk(0, i * 10, i * 10 + 9)]).unwrap();
+        }
+        assert_eq!(store.lists.load(Ordering::Relaxed), 1);
+        // A write of what is stored is dropped without a listing.
+        let out = sink.write("t", vec![chunk(0, 480, 499)]).unwrap();
+        assert_eq!(out.files, 0);
+        assert_eq!(store.lists.load(Ordering::Relaxed), 1);
+        // An assignment lists again: another worker may have written since.
+        let stored = sink.stored_offsets("t", &[0, 1]).unwrap();
+        assert_eq!(stored, BTreeMap::from([(0, 499)]));
+        assert_eq!(store.lists.load(Ordering::Relaxed), 3);
+    }
 
     #[test]
     fn ranges_round_trip() {
