@@ -479,23 +479,29 @@ def test_throttling_and_dropped_connections_are_retried(
     assert sorted(w) == expected(per_part), "nothing lost, nothing twice"
 
 
-def test_sas_token_and_environment_credentials(
-    broker: str, topic: str, azurite: Azurite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """The other ways users hand over credentials: a container SAS token in
-    storage_options, and the standard AZURE_* environment variables (as a
-    .env file would set them) with no storage_options at all."""
+def container_sas(container: str) -> str:
+    """A SAS token for `container` that may read, write, delete and list for an hour."""
     from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
-    per_part = produce_n(broker, topic, 600, partitions=2)
-    container = azurite.container()
-    sas = generate_container_sas(
+    return generate_container_sas(
         "devstoreaccount1",
         container,
         account_key=AZURITE_KEY,
         permission=ContainerSasPermissions(read=True, write=True, delete=True, list=True),
         expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
     )
+
+
+def test_sas_token_and_environment_credentials(
+    broker: str, topic: str, azurite: Azurite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The other ways users hand over credentials: a container SAS token in
+    storage_options, and the standard AZURE_* environment variables (as a
+    .env file would set them) with no storage_options at all."""
+
+    per_part = produce_n(broker, topic, 600, partitions=2)
+    container = azurite.container()
+    sas = container_sas(container)
     opts = {
         "azure_storage_use_emulator": "true",
         "azure_storage_account_name": "devstoreaccount1",
@@ -548,7 +554,6 @@ def test_sas_url_never_becomes_a_name(broker: str, topic: str, azurite: Azurite)
     """A table given as a URL with a SAS token in its query string: the token
     is the credential, and the query appears in no consumer group, txn app
     id, dead-letter location or log entry."""
-    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
     create_topic(broker, topic, 2)
     from confluent_kafka import Producer
@@ -558,13 +563,7 @@ def test_sas_url_never_becomes_a_name(broker: str, topic: str, azurite: Azurite)
         p.produce(topic, b"not json" if i % 10 == 0 else json.dumps({"i": i}).encode())
     assert p.flush(30) == 0
     container = azurite.container()
-    sas = generate_container_sas(
-        "devstoreaccount1",
-        container,
-        account_key=AZURITE_KEY,
-        permission=ContainerSasPermissions(read=True, write=True, delete=True, list=True),
-        expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-    )
+    sas = container_sas(container)
     report = kafkalake.ingest(
         topic,
         f"az://{container}/events?{sas}",

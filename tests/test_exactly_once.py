@@ -66,13 +66,24 @@ def produced_offsets(broker: str, topic: str, n: int) -> list[tuple[int, int]]:
 
 
 WORKER = """
-import sys, kafkalake
-servers, topic, table, group = sys.argv[1:5]
+import json, sys, kafkalake
+servers, topic, table, group, options = sys.argv[1:6]
 kafkalake.ingest(topic, table, bootstrap_servers=servers, group_id=group,
-                 metadata_columns=True, max_rows=500, max_latency=0.2, until="forever",
-                 progress=False,
-                 config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+                 metadata_columns=True, until="forever", progress=False,
+                 config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500},
+                 **json.loads(options))
 """
+
+
+def start_worker(
+    broker: str, topic: str, table: Path, group: str, **options: object
+) -> subprocess.Popen[bytes]:
+    """An ingest in a process of its own (to be killed), until="forever"."""
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, broker, topic, str(table), group, json.dumps(options)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 # 0. A rerun after a kill waits for the partitions the dead worker still holds.
@@ -85,11 +96,7 @@ def test_rerun_after_kill_9_ends_only_when_every_partition_is_stored(
     expected = produced_offsets(broker, topic, 20_000)
     table = tmp_path / "t"
     group = f"eo-{topic}"
-    worker = subprocess.Popen(
-        [sys.executable, "-c", WORKER, broker, topic, str(table), group],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = start_worker(broker, topic, table, group, max_rows=500, max_latency=0.2)
     try:
         # Killed once it has written something (and holds every partition).
         deadline = time.monotonic() + 120
@@ -559,16 +566,6 @@ def test_an_earlier_runs_dead_letters_keep_their_classification(
 # Two workers with compact_every and 1 % malformed messages, killed with
 # kill -9 again and again: the data and the dead letters together hold each
 # produced offset exactly once.
-MALFORMED_WORKER = """
-import sys, kafkalake
-servers, topic, table, group = sys.argv[1:5]
-kafkalake.ingest(topic, table, bootstrap_servers=servers, group_id=group,
-                 metadata_columns=True, max_rows=300, max_latency=0.1, until="forever",
-                 compact_every=2, compact_min_files=2, progress=False,
-                 config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
-"""
-
-
 @pytest.mark.slow
 def test_kill_9_two_workers_compacting_with_malformed_messages(
     broker: str, topic: str, tmp_path: Path
@@ -590,10 +587,15 @@ def test_kill_9_two_workers_compacting_with_malformed_messages(
     rng = random.Random(4)
     for round_ in range(8):
         workers = [
-            subprocess.Popen(
-                [sys.executable, "-c", MALFORMED_WORKER, broker, topic, str(table), f"k-{topic}"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+            start_worker(
+                broker,
+                topic,
+                table,
+                f"k-{topic}",
+                max_rows=300,
+                max_latency=0.1,
+                compact_every=2,
+                compact_min_files=2,
             )
             for _ in range(2)
         ]

@@ -24,13 +24,12 @@ use deltalake::kernel::{Action, Add, Remove};
 use deltalake::protocol::DeltaOperation;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::DeltaTable;
-use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 
-use super::delta::{arrow_schema, delta_err, is_conflict};
+use super::delta::{arrow_schema, data_files, delta_err, is_conflict};
 use crate::error::{Error, Result};
 
 /// Which files to compact.
@@ -110,13 +109,7 @@ pub async fn plan(table: &mut DeltaTable, opts: CompactOptions) -> Result<Option
         .map_err(|e| delta_err("reload", e))?;
     let snapshot = table.snapshot().map_err(|e| delta_err("snapshot", e))?;
     let partition_columns = snapshot.metadata().partition_columns().to_vec();
-    let log_store = table.log_store();
-    let views: Vec<_> = snapshot
-        .snapshot()
-        .file_views(log_store.as_ref(), None)
-        .try_collect()
-        .await
-        .map_err(|e| delta_err("listing the table's files", e))?;
+    let views = data_files(table).await?;
     // Small files, grouped by partition value.
     let mut groups: BTreeMap<Vec<(String, Option<String>)>, Vec<SmallFile>> = BTreeMap::new();
     for v in &views {
@@ -277,15 +270,8 @@ async fn commit_rewrite(
 
 /// Whether every file of `paths` is in the table's current snapshot.
 async fn all_present(table: &DeltaTable, paths: &HashSet<String>) -> Result<bool> {
-    let snapshot = table.snapshot().map_err(|e| delta_err("snapshot", e))?;
-    let log_store = table.log_store();
-    let views: Vec<_> = snapshot
-        .snapshot()
-        .file_views(log_store.as_ref(), None)
-        .try_collect()
-        .await
-        .map_err(|e| delta_err("listing the table's files", e))?;
-    let present = views
+    let present = data_files(table)
+        .await?
         .iter()
         .filter(|v| paths.contains(&v.path().to_string()))
         .count();
@@ -345,15 +331,8 @@ mod tests {
 
     fn rows(location: &Location) -> i64 {
         let table = delta::open(location).unwrap().unwrap();
-        let snapshot = table.snapshot().unwrap();
-        let views: Vec<_> = block_on(
-            snapshot
-                .snapshot()
-                .file_views(table.log_store().as_ref(), None)
-                .try_collect(),
-        )
-        .unwrap();
-        views
+        block_on(delta::data_files(&table))
+            .unwrap()
             .iter()
             .map(|v| v.num_records().unwrap_or_default() as i64)
             .sum()

@@ -123,6 +123,21 @@ pub fn open(location: &Location) -> Result<Option<DeltaTable>> {
     })
 }
 
+/// The data files of the table's current snapshot.
+pub(crate) async fn data_files(
+    table: &DeltaTable,
+) -> Result<Vec<deltalake::kernel::LogicalFileView>> {
+    use futures::TryStreamExt;
+    let snapshot = table.snapshot().map_err(|e| delta_err("snapshot", e))?;
+    let log_store = table.log_store();
+    snapshot
+        .snapshot()
+        .file_views(log_store.as_ref(), None)
+        .try_collect()
+        .await
+        .map_err(|e| delta_err("listing the table's files", e))
+}
+
 /// The table's schema as Arrow.
 pub fn arrow_schema(table: &DeltaTable) -> Result<SchemaRef> {
     let writer = RecordBatchWriter::for_table(table).map_err(|e| delta_err("table schema", e))?;
@@ -621,7 +636,6 @@ impl DeltaSink {
     ) -> Result<std::collections::HashSet<i64>> {
         use arrow::array::{Array, AsArray};
         use arrow::datatypes::{Int32Type, Int64Type};
-        use futures::TryStreamExt;
         use object_store::ObjectStoreExt;
         use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         use parquet::arrow::ProjectionMask;
@@ -635,17 +649,7 @@ impl DeltaSink {
                 .update_incremental(None)
                 .await
                 .map_err(|e| delta_err("reload", e))?;
-            let snapshot = self
-                .table
-                .snapshot()
-                .map_err(|e| delta_err("snapshot", e))?;
-            let log_store = self.table.log_store();
-            let views: Vec<_> = snapshot
-                .snapshot()
-                .file_views(log_store.as_ref(), None)
-                .try_collect()
-                .await
-                .map_err(|e| delta_err("listing the table's files", e))?;
+            let views = data_files(&self.table).await?;
             let store = self.table.object_store();
             let mut out = std::collections::HashSet::new();
             for v in views {
