@@ -405,6 +405,18 @@ def test_out_of_range_arguments(broker: str, topic: str, tmp_path: Path) -> None
     assert not (tmp_path / "t").exists()
 
 
+def test_event_times_stay_representable() -> None:
+    """Virtual clocks that would run past what timestamps hold (they used to
+    saturate or wrap around silently) are refused before any event."""
+    for kwargs in (
+        {"event_interval": 1e15},
+        {"max_lateness": 1e15, "late_ratio": 1.0},
+        {"event_interval": float("inf")},
+    ):
+        with pytest.raises(InvalidArgumentError, match=r"a day|a year"):
+            kafkalake.generate("iot", 5, **kwargs)  # type: ignore[arg-type]
+
+
 # 13. Keys count towards max_bytes.
 def test_max_bytes_counts_keys(broker: str, topic: str) -> None:
     from confluent_kafka import Producer

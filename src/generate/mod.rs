@@ -101,16 +101,22 @@ impl GeneratorOptions {
         }
         check_ratio("late_ratio", self.late_ratio)?;
         check_ratio("malformed_ratio", self.malformed_ratio)?;
-        if self.max_lateness_us < 0 {
+        // Event times stay within what RFC 3339 and Arrow can hold: no lab
+        // needs events a year late or a day apart.
+        const YEAR_US: i64 = 365 * 24 * 3600 * 1_000_000;
+        if !(0..=YEAR_US).contains(&self.max_lateness_us) {
             return Err(Error::InvalidArgument(format!(
-                "max_lateness must be zero or positive, got {} s",
+                "max_lateness must be between 0 and a year (31536000 s), got {} s",
                 self.max_lateness_us as f64 / 1e6
             )));
         }
-        if !(self.event_interval_us.is_finite() && self.event_interval_us >= 0.0) {
-            return Err(Error::InvalidArgument(
-                "the event interval must be a finite, non-negative number of seconds".into(),
-            ));
+        if !(self.event_interval_us.is_finite()
+            && (0.0..=86_400e6).contains(&self.event_interval_us))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "the event interval must be between 0 and a day (86400 s), got {} s",
+                self.event_interval_us / 1e6
+            )));
         }
         if self.devices == 0 {
             return Err(Error::InvalidArgument("devices must be at least 1".into()));
@@ -259,7 +265,7 @@ impl<P: Profile> Generator<P> {
         let mut event = self.profile.next_event(&mut self.rng, now);
         if self.rng.chance(self.opts.late_ratio) {
             let lag = self.rng.below(self.opts.max_lateness_us as u64 + 1) as i64;
-            P::set_time(&mut event, now - lag);
+            P::set_time(&mut event, now.saturating_sub(lag));
         }
         if self.duplicate_ratio > 0.0 {
             if self.recent.len() == DUPLICATE_WINDOW {
