@@ -325,6 +325,10 @@ pub struct Ingest {
     consumer: BatchingConsumer,
     sink: Arc<Mutex<Box<dyn Sink>>>,
     dead: Option<DeltaSink>,
+    /// Partitions whose offsets were checked against the dead-letter table
+    /// since the consumer's assignment generation (the first of the pair):
+    /// see [`Ingest::write_dead_letters`].
+    dead_checked: (u64, std::collections::HashSet<(String, i32)>),
     decoders: BTreeMap<String, JsonDecoder>,
     metrics: Arc<IngestMetrics>,
     /// Schema of rows as written (Delta: the table's), once known.
@@ -445,6 +449,7 @@ impl Ingest {
             consumer,
             sink,
             dead,
+            dead_checked: (u64::MAX, Default::default()),
             decoders,
             metrics,
             table_schema,
@@ -592,26 +597,29 @@ impl Ingest {
         if let Some(d) = self.decoders.get(topic) {
             return Ok(Some(d.clone()));
         }
-        let schema =
-            match &self.table_schema {
-                Some(t) if !self.opts.decode.flatten => {
-                    Some(strip_columns(t, &self.non_value_columns()))
-                }
-                table => infer_schema(messages.iter().filter_map(|m| m.value.as_deref()))?.map(
-                    |inferred| match table {
-                        // Flattened: the table's `a.b` columns give the types of
-                        // the values' nested fields.
-                        Some(t) => align_flattened(&inferred, t),
-                        None => inferred,
-                    },
-                ),
-            };
-        let Some(schema) = schema.map(|s| prune_to(&s, self.opts.max_columns)) else {
-            return Ok(None);
+        let schema = match &self.table_schema {
+            Some(t) if !self.opts.decode.flatten => {
+                Some(strip_columns(t, &self.non_value_columns()))
+            }
+            _ => infer_schema(messages.iter().filter_map(|m| m.value.as_deref()))?,
         };
+        schema.map(|s| self.new_decoder(topic, &s)).transpose()
+    }
+
+    /// The decoder of `topic` for values of `schema` (inferred, or the
+    /// table's), fitted to the table and to `max_columns`, and kept.
+    fn new_decoder(&mut self, topic: &str, schema: &SchemaRef) -> Result<JsonDecoder> {
+        let schema = match &self.table_schema {
+            Some(t) if !self.opts.decode.flatten => strip_columns(t, &self.non_value_columns()),
+            // Flattened: the table's `a.b` columns give the types of the
+            // values' nested fields.
+            Some(t) => align_flattened(schema, t),
+            None => schema.clone(),
+        };
+        let schema = prune_to(&schema, self.opts.max_columns);
         let d = JsonDecoder::new(topic, schema, self.opts.decode.clone())?;
         self.decoders.insert(topic.to_string(), d.clone());
-        Ok(Some(d))
+        Ok(d)
     }
 
     /// Decode, write dead letters, write rows, commit offsets.
@@ -813,11 +821,21 @@ impl Ingest {
     /// classification, whatever this run makes of them, so every offset
     /// ends in exactly one of the two tables: rows already in the
     /// dead-letter table are dropped from the data, and messages that are
-    /// dead letters now but were not then are added to it.
+    /// dead letters now but were not then are added to it. Only a
+    /// partition's first chunk after an assignment can start there: while
+    /// this worker holds the partition, only it moves that `txn`.
     fn write_dead_letters(&mut self, topic: &str, chunks: &mut [PartitionChunk]) -> Result<()> {
-        if let Some(dead) = self.dead.as_mut() {
-            let partitions: Vec<i32> = chunks.iter().map(|c| c.partition).collect();
-            let stored = dead.stored_offsets(topic, &partitions)?;
+        let generation = self.consumer.generation();
+        if self.dead_checked.0 != generation {
+            self.dead_checked = (generation, Default::default());
+        }
+        let fresh: Vec<i32> = chunks
+            .iter()
+            .map(|c| c.partition)
+            .filter(|p| self.dead_checked.1.insert((topic.to_string(), *p)))
+            .collect();
+        if let (Some(dead), false) = (self.dead.as_mut(), fresh.is_empty()) {
+            let stored = dead.stored_offsets(topic, &fresh)?;
             for c in chunks.iter_mut() {
                 let Some(&done) = stored.get(&c.partition) else {
                     continue;
@@ -828,7 +846,7 @@ impl Ingest {
                 let hi = c.last_offset.min(done);
                 let known = dead.offsets_in(topic, c.partition, c.first_offset, hi)?;
                 if !known.is_empty() {
-                    c.batch = drop_offsets(&c.batch, &known)?;
+                    c.batch = delta::filter_offsets(&c.batch, |o| !known.contains(&o))?;
                 }
                 let (before, after): (Vec<DeadLetter>, Vec<DeadLetter>) =
                     std::mem::take(&mut c.dead_letters)
@@ -909,10 +927,14 @@ impl Ingest {
         let schema = sink.schema();
         if self.opts.schema.is_some() {
             delta::check_compatible(&d.location.uri, &schema, &wanted)?;
-        } else {
-            self.decoders.clear();
         }
         self.table_schema = Some(schema);
+        if self.opts.schema.is_none() {
+            // Decoders follow the table as created, this topic's from the
+            // schema just inferred.
+            self.decoders.clear();
+            self.new_decoder(topic, &value_schema)?;
+        }
         *self
             .sink
             .lock()
@@ -928,7 +950,7 @@ impl Ingest {
 }
 
 /// Columns of `fields` once flattened: leaves, counting inside structs.
-pub fn leaf_count(fields: &arrow::datatypes::Fields) -> usize {
+fn leaf_count(fields: &arrow::datatypes::Fields) -> usize {
     fields
         .iter()
         .map(|f| match f.data_type() {
@@ -1027,19 +1049,6 @@ fn decode_parts(
             )),
         })
         .collect()
-}
-
-/// Rows of `batch` whose offset (the internal offset column) is not in `drop`.
-fn drop_offsets(batch: &RecordBatch, drop: &std::collections::HashSet<i64>) -> Result<RecordBatch> {
-    let Some(col) = batch
-        .column_by_name(OFFSET_COLUMN)
-        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
-    else {
-        return Ok(batch.clone());
-    };
-    let keep: arrow::array::BooleanArray =
-        col.iter().map(|o| o.map(|o| !drop.contains(&o))).collect();
-    Ok(arrow::compute::filter_record_batch(batch, &keep)?)
 }
 
 /// The offset of each decoded row: the messages that did not become dead letters, in order.

@@ -100,6 +100,8 @@ pub struct JsonDecoder {
     opts: DecodeOptions,
     /// The schema-specialised fast path, when the schema allows one.
     fast: Option<Arc<FastDecoder>>,
+    /// Whether the values have integer fields (see [`integer_problem`]).
+    integers: bool,
 }
 
 fn metadata_fields() -> Vec<Field> {
@@ -247,6 +249,7 @@ impl JsonDecoder {
         Ok(JsonDecoder {
             topic: topic.into(),
             fast: FastDecoder::new(value_schema.clone(), opts.evolve).map(Arc::new),
+            integers: has_integers(value_schema.fields()),
             value_schema,
             output_schema: Arc::new(Schema::new(fields)),
             opts,
@@ -298,27 +301,24 @@ impl JsonDecoder {
         }
     }
 
+    /// One row per value, by the fast decoder where it can, else arrow-json.
     fn decode_values(&self, values: &[&[u8]]) -> Result<RecordBatch> {
-        if let Some(batch) = self.fast.as_ref().and_then(|f| f.decode(values)) {
-            return Ok(batch);
+        match self.fast.as_ref().and_then(|f| f.decode(values)) {
+            Some(batch) => Ok(batch),
+            None => self.arrow_values(values),
         }
-        // arrow-json reads 2.7 into an integer column as 2: such values are
-        // found first (and made dead letters by the slow path).
-        if has_integers(self.value_schema.fields()) {
-            let vouched = match &self.fast {
-                Some(f) => f.accepted(values),
-                None => vec![false; values.len()],
-            };
-            let mismatch = values
-                .iter()
-                .zip(vouched)
-                .any(|(v, ok)| !ok && integer_problem(v, self.value_schema.fields()).is_some());
-            if mismatch {
-                return Err(Error::Arrow(arrow::error::ArrowError::JsonError(
-                    "a number that is not a whole number for an integer column".into(),
-                )));
-            }
+    }
+
+    /// Which values the fast decoder takes (each alone); none without one.
+    fn vouched(&self, values: &[&[u8]]) -> Vec<bool> {
+        match &self.fast {
+            Some(f) => f.accepted(values),
+            None => vec![false; values.len()],
         }
+    }
+
+    /// One row per value, by arrow-json.
+    fn arrow_values(&self, values: &[&[u8]]) -> Result<RecordBatch> {
         let mut d = self.arrow_decoder(values.len())?;
         for v in values {
             d.decode(v)?;
@@ -364,15 +364,33 @@ impl JsonDecoder {
             .iter()
             .map(|m| m.value.as_deref().unwrap_or_default())
             .collect();
-        let batch = match self.decode_values(&values) {
-            Ok(b) => b,
-            Err(_) => {
+        // The fast decoder, else arrow-json; but arrow-json reads 2.7 into
+        // an integer column as 2, so a batch with such a value (among those
+        // the fast decoder does not vouch for) goes to the slow path, where
+        // it becomes a dead letter.
+        let mut vouched = None;
+        let whole = match self.fast.as_ref().and_then(|f| f.decode(&values)) {
+            Some(b) => Some(b),
+            None => {
+                let changes = self.integers && {
+                    let ok = vouched.insert(self.vouched(&values));
+                    values.iter().zip(ok.iter()).any(|(v, ok)| {
+                        !ok && integer_problem(v, self.value_schema.fields()).is_some()
+                    })
+                };
+                if changes {
+                    None
+                } else {
+                    self.arrow_values(&values).ok()
+                }
+            }
+        };
+        let batch = match whole {
+            Some(b) => b,
+            None => {
                 // Slow path: find the culprits one by one. What the fast
                 // decoder takes is fine; arrow-json judges the rest.
-                let fast_ok = match &self.fast {
-                    Some(f) => f.accepted(&values),
-                    None => vec![false; values.len()],
-                };
+                let fast_ok = vouched.unwrap_or_else(|| self.vouched(&values));
                 let mut keep = Vec::with_capacity(good.len());
                 for (m, fast_ok) in good.into_iter().zip(fast_ok) {
                     if fast_ok {

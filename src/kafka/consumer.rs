@@ -555,6 +555,28 @@ pub struct BatchingConsumer {
 /// consumer gives up with [`Error::BrokerUnreachable`].
 pub const OUTAGE_LIMIT: Duration = Duration::from_secs(300);
 
+/// Every (topic, partition) of `topics`, from the cluster's metadata.
+fn partitions_of(
+    consumer: &BaseConsumer<Context>,
+    topics: &[String],
+    timeout: Duration,
+) -> Result<Vec<(String, i32)>> {
+    let mut all = Vec::new();
+    for topic in topics {
+        let md = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(|e| Error::Kafka(format!("reading the partitions of '{topic}': {e}")))?;
+        for t in md.topics() {
+            all.extend(
+                t.partitions()
+                    .iter()
+                    .map(|p| (t.name().to_string(), p.id())),
+            );
+        }
+    }
+    Ok(all)
+}
+
 /// What a message counts towards `max_bytes`: everything copied of it,
 /// its key and headers as well as its value.
 fn message_size(m: &RawMessage) -> usize {
@@ -673,23 +695,11 @@ impl BatchingConsumer {
         };
         check_topics(&opts.kafka, &opts.topics)?;
         if opts.start == StartFrom::Latest {
-            let mut known = existing
+            let partitions = partitions_of(&consumer, &opts.topics, opts.kafka.connect_timeout)?;
+            existing
                 .lock()
-                .map_err(|_| Error::Kafka("lock poisoned".into()))?;
-            for topic in &opts.topics {
-                let md = consumer
-                    .fetch_metadata(Some(topic), opts.kafka.connect_timeout)
-                    .map_err(|e| {
-                        Error::Kafka(format!("reading the partitions of '{topic}': {e}"))
-                    })?;
-                for t in md.topics() {
-                    known.extend(
-                        t.partitions()
-                            .iter()
-                            .map(|p| (t.name().to_string(), p.id())),
-                    );
-                }
-            }
+                .map_err(|_| Error::Kafka("lock poisoned".into()))?
+                .extend(partitions);
         }
         let topics: Vec<&str> = opts.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
@@ -714,6 +724,12 @@ impl BatchingConsumer {
             brokers_down: None,
             probed_at: Instant::now(),
         })
+    }
+
+    /// The assignment generation applied: it changes with every partition
+    /// assigned or revoked.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Times this consumer left and rejoined its group because partitions
@@ -764,16 +780,12 @@ impl BatchingConsumer {
             w.generation = self.generation;
         }
         let timeout = self.opts.kafka.connect_timeout;
+        let Ok(partitions) = partitions_of(&self.consumer, &self.opts.topics, timeout) else {
+            return Ok(());
+        };
         let mut all = TopicPartitionList::new();
-        for topic in &self.opts.topics {
-            let Ok(md) = self.consumer.fetch_metadata(Some(topic), timeout) else {
-                return Ok(());
-            };
-            for t in md.topics() {
-                for p in t.partitions() {
-                    all.add_partition(t.name(), p.id());
-                }
-            }
+        for (t, p) in &partitions {
+            all.add_partition(t, *p);
         }
         let Ok(committed) = self.consumer.committed_offsets(all, timeout) else {
             return Ok(());
@@ -850,20 +862,7 @@ impl BatchingConsumer {
     /// its log now: `(topic, partition) -> (low, high)`.
     pub fn log_bounds(&self) -> Result<BTreeMap<(String, i32), (i64, i64)>> {
         let timeout = self.opts.kafka.connect_timeout;
-        let mut all: Vec<(String, i32)> = Vec::new();
-        for topic in &self.opts.topics {
-            let md = self
-                .consumer
-                .fetch_metadata(Some(topic), timeout)
-                .map_err(|e| Error::Kafka(format!("reading the partitions of '{topic}': {e}")))?;
-            for t in md.topics() {
-                all.extend(
-                    t.partitions()
-                        .iter()
-                        .map(|p| (t.name().to_string(), p.id())),
-                );
-            }
-        }
+        let all = partitions_of(&self.consumer, &self.opts.topics, timeout)?;
         let failed = || {
             Error::Kafka(format!(
                 "could not read the ends of the partitions of {} within {:.0} s",

@@ -24,12 +24,9 @@ use deltalake::kernel::{Action, Add, Remove};
 use deltalake::protocol::DeltaOperation;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::DeltaTable;
-use object_store::path::Path;
-use object_store::ObjectStoreExt;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 
-use super::delta::{arrow_schema, data_files, delta_err, is_conflict};
+use super::delta::{arrow_schema, data_files, delta_err, is_conflict, read_data_file};
 use crate::error::{Error, Result};
 
 /// Which files to compact.
@@ -87,14 +84,6 @@ pub struct Rewrite {
     outcome: CompactOutcome,
 }
 
-impl Rewrite {
-    /// Commit it (see [`commit_rewrite`]): what was done, nothing if another
-    /// compaction rewrote any of the same files first.
-    pub async fn commit(self, table: &mut DeltaTable) -> Result<CompactOutcome> {
-        commit_rewrite(table, self.actions, &self.removed, self.op, self.outcome).await
-    }
-}
-
 /// Reload `table`, pick its small files and write them again into larger
 /// ones; `None` when there is nothing to compact.
 pub async fn plan(table: &mut DeltaTable, opts: CompactOptions) -> Result<Option<Rewrite>> {
@@ -126,7 +115,6 @@ pub async fn plan(table: &mut DeltaTable, opts: CompactOptions) -> Result<Option
         });
     }
     let schema = arrow_schema(table)?;
-    let store = table.object_store();
     let mut actions: Vec<Action> = Vec::new();
     // Paths of the files rewritten, as the snapshot lists them.
     let mut removed: HashSet<String> = HashSet::new();
@@ -152,15 +140,9 @@ pub async fn plan(table: &mut DeltaTable, opts: CompactOptions) -> Result<Option
         for bin in bins.into_iter().filter(|b| b.len() >= 2) {
             let mut batches = Vec::new();
             for f in &bin {
-                let bytes = store
-                    .get(&Path::from(f.path.as_str()))
-                    .await
-                    .map_err(|e| Error::Storage(format!("reading '{}': {e}", f.path)))?
-                    .bytes()
-                    .await
-                    .map_err(|e| Error::Storage(format!("reading '{}': {e}", f.path)))?;
-                let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                    .and_then(|b| b.build())
+                let reader = read_data_file(table, &f.path)
+                    .await?
+                    .build()
                     .map_err(|e| Error::Storage(format!("reading '{}': {e}", f.path)))?;
                 for b in reader {
                     let b = b?;
@@ -218,54 +200,52 @@ pub async fn plan(table: &mut DeltaTable, opts: CompactOptions) -> Result<Option
     }))
 }
 
-/// Commit a rewrite of the files `removed`, at exactly the version after the
-/// table's snapshot; after each commit that got there first, only if every
-/// one of those files is still in the table.
-async fn commit_rewrite(
-    table: &mut DeltaTable,
-    actions: Vec<Action>,
-    removed: &HashSet<String>,
-    op: DeltaOperation,
-    mut outcome: CompactOutcome,
-) -> Result<CompactOutcome> {
-    for _ in 0..100 {
-        let snapshot = table.snapshot().map_err(|e| delta_err("snapshot", e))?;
-        // No retries inside: Delta's own conflict check would let the
-        // removes of another compaction's files through.
-        let result = CommitBuilder::from(
-            CommitProperties::default()
-                .with_create_checkpoint(false)
-                .with_max_retries(0),
-        )
-        .with_actions(actions.clone())
-        .build(Some(snapshot), table.log_store(), op.clone())
-        .await;
-        match result {
-            Ok(done) => {
-                outcome.version = Some(done.version() as i64);
-                table
-                    .update_incremental(None)
-                    .await
-                    .map_err(|e| delta_err("reload", e))?;
-                return Ok(outcome);
-            }
-            Err(e) if is_conflict(&e) => {
-                table
-                    .update_incremental(None)
-                    .await
-                    .map_err(|e| delta_err("reload", e))?;
-                if !all_present(table, removed).await? {
-                    // Rewritten by another compaction first: nothing lost,
-                    // the files written here are simply not referenced.
-                    return Ok(CompactOutcome::default());
+impl Rewrite {
+    /// Commit it at exactly the version after the table's snapshot; after
+    /// each commit that got there first, only if every file it rewrites is
+    /// still in the table. What was done, or nothing if another compaction
+    /// rewrote any of the same files first.
+    pub async fn commit(self, table: &mut DeltaTable) -> Result<CompactOutcome> {
+        let mut outcome = self.outcome;
+        for _ in 0..100 {
+            let snapshot = table.snapshot().map_err(|e| delta_err("snapshot", e))?;
+            // No retries inside: Delta's own conflict check would let the
+            // removes of another compaction's files through.
+            let result = CommitBuilder::from(
+                CommitProperties::default()
+                    .with_create_checkpoint(false)
+                    .with_max_retries(0),
+            )
+            .with_actions(self.actions.clone())
+            .build(Some(snapshot), table.log_store(), self.op.clone())
+            .await;
+            match result {
+                Ok(done) => {
+                    outcome.version = Some(done.version() as i64);
+                    table
+                        .update_incremental(None)
+                        .await
+                        .map_err(|e| delta_err("reload", e))?;
+                    return Ok(outcome);
                 }
+                Err(e) if is_conflict(&e) => {
+                    table
+                        .update_incremental(None)
+                        .await
+                        .map_err(|e| delta_err("reload", e))?;
+                    if !all_present(table, &self.removed).await? {
+                        // Rewritten by another compaction first: nothing
+                        // lost, the files written here are not referenced.
+                        return Ok(CompactOutcome::default());
+                    }
+                }
+                Err(e) => return Err(delta_err("committing the compaction", e)),
             }
-            Err(e) => return Err(delta_err("committing the compaction", e)),
         }
+        Err(Error::Delta(
+            "gave up committing a compaction after 100 concurrent commits got there first".into(),
+        ))
     }
-    Err(Error::Delta(
-        "gave up committing a compaction after 100 concurrent commits got there first".into(),
-    ))
 }
 
 /// Whether every file of `paths` is in the table's current snapshot.

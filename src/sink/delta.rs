@@ -138,6 +138,26 @@ pub(crate) async fn data_files(
         .map_err(|e| delta_err("listing the table's files", e))
 }
 
+/// A Parquet reader of the table's data file at `path` (as its snapshot
+/// lists it).
+pub(crate) async fn read_data_file(
+    table: &DeltaTable,
+    path: &str,
+) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<bytes::Bytes>> {
+    use object_store::ObjectStoreExt;
+    let err = |e: &dyn std::fmt::Display| Error::Storage(format!("reading '{path}': {e}"));
+    let bytes = table
+        .object_store()
+        .get(&object_store::path::Path::from(path))
+        .await
+        .map_err(|e| err(&e))?
+        .bytes()
+        .await
+        .map_err(|e| err(&e))?;
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| err(&e))
+}
+
 /// The table's schema as Arrow.
 pub fn arrow_schema(table: &DeltaTable) -> Result<SchemaRef> {
     let writer = RecordBatchWriter::for_table(table).map_err(|e| delta_err("table schema", e))?;
@@ -527,36 +547,40 @@ impl DeltaSink {
 pub fn skip_stored(
     chunks: Vec<PartitionChunk>,
     stored: &BTreeMap<i32, i64>,
-) -> Vec<PartitionChunk> {
-    chunks
-        .into_iter()
-        .filter_map(|mut c| {
-            let Some(&done) = stored.get(&c.partition) else {
-                return Some(c);
-            };
+) -> Result<Vec<PartitionChunk>> {
+    let mut out = Vec::with_capacity(chunks.len());
+    for mut c in chunks {
+        if let Some(&done) = stored.get(&c.partition) {
             if c.last_offset <= done {
-                return None;
+                continue;
             }
             if c.first_offset <= done {
                 // Part of it is stored: keep the rows after `done`.
                 c.dead_letters.retain(|d| d.message.offset > done);
                 c.first_offset = done + 1;
-                c.batch = filter_offsets(&c.batch, done).unwrap_or(c.batch);
+                c.batch = filter_offsets(&c.batch, |o| o > done)?;
             }
-            Some(c)
-        })
-        .collect()
+        }
+        out.push(c);
+    }
+    Ok(out)
 }
 
-/// Rows of `batch` whose `_kl_offset` is above `done` (batches carry that
-/// helper column until they are written).
-fn filter_offsets(batch: &RecordBatch, done: i64) -> Option<RecordBatch> {
-    let col = batch.column_by_name(OFFSET_COLUMN)?;
-    let offsets = col.as_any().downcast_ref::<arrow::array::Int64Array>()?;
-    let keep =
-        arrow::compute::kernels::cmp::gt(offsets, &arrow::array::Int64Array::new_scalar(done))
-            .ok()?;
-    arrow::compute::filter_record_batch(batch, &keep).ok()
+/// Rows of `batch` whose offset (the [`OFFSET_COLUMN`] batches carry until
+/// they are written) passes `keep`; all of them without that column.
+pub(crate) fn filter_offsets(
+    batch: &RecordBatch,
+    keep: impl Fn(i64) -> bool,
+) -> Result<RecordBatch> {
+    let Some(offsets) = batch
+        .column_by_name(OFFSET_COLUMN)
+        .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int64Array>())
+    else {
+        return Ok(batch.clone());
+    };
+    let mask: arrow::array::BooleanArray =
+        offsets.values().iter().map(|&o| Some(keep(o))).collect();
+    Ok(arrow::compute::filter_record_batch(batch, &mask)?)
 }
 
 /// Name of the offset column every chunk batch carries until it is written.
@@ -636,33 +660,17 @@ impl DeltaSink {
     ) -> Result<std::collections::HashSet<i64>> {
         use arrow::array::{Array, AsArray};
         use arrow::datatypes::{Int32Type, Int64Type};
-        use object_store::ObjectStoreExt;
-        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         use parquet::arrow::ProjectionMask;
 
-        let uri = self.opts.location.uri.clone();
-        let read = |what: &str, e: &dyn std::fmt::Display| {
-            Error::Storage(format!("reading {what} of '{uri}': {e}"))
-        };
         block_on(async {
             self.table
                 .update_incremental(None)
                 .await
                 .map_err(|e| delta_err("reload", e))?;
-            let views = data_files(&self.table).await?;
-            let store = self.table.object_store();
             let mut out = std::collections::HashSet::new();
-            for v in views {
-                let path = object_store::path::Path::from(v.path().to_string().as_str());
-                let bytes = store
-                    .get(&path)
-                    .await
-                    .map_err(|e| read(path.as_ref(), &e))?
-                    .bytes()
-                    .await
-                    .map_err(|e| read(path.as_ref(), &e))?;
-                let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                    .map_err(|e| read(path.as_ref(), &e))?;
+            for v in data_files(&self.table).await? {
+                let path = v.path().to_string();
+                let builder = read_data_file(&self.table, &path).await?;
                 let mask = ProjectionMask::columns(
                     builder.parquet_schema(),
                     ["topic", "partition", "offset"],
@@ -670,7 +678,7 @@ impl DeltaSink {
                 let reader = builder
                     .with_projection(mask)
                     .build()
-                    .map_err(|e| read(path.as_ref(), &e))?;
+                    .map_err(|e| Error::Storage(format!("reading '{path}': {e}")))?;
                 for b in reader {
                     let b = b?;
                     let (Some(t), Some(p), Some(o)) = (
@@ -729,7 +737,7 @@ impl Sink for DeltaSink {
         for _attempt in 0..20 {
             let partitions: Vec<i32> = chunks.iter().map(|c| c.partition).collect();
             let stored = self.stored_versions(topic, &partitions)?;
-            chunks = skip_stored(chunks, &stored);
+            chunks = skip_stored(chunks, &stored)?;
             if chunks.is_empty() {
                 return Ok(WriteOutcome::default());
             }

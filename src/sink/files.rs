@@ -53,10 +53,10 @@ pub struct FileSink<F> {
     format: F,
     location: Location,
     store: Arc<dyn ObjectStore>,
-    /// Last offset stored per (topic, partition), as listed at the last
-    /// assignment and moved by each write since: a write does not list the
-    /// partition's whole history again.
-    last: HashMap<(String, i32), i64>,
+    /// Last offset stored per (topic, partition) (`None`: none), as listed
+    /// at the last assignment and moved by each write since: a write does
+    /// not list the partition's whole history again.
+    last: HashMap<(String, i32), Option<i64>>,
 }
 
 impl<F: FileFormat> FileSink<F> {
@@ -86,16 +86,10 @@ impl<F: FileFormat> Sink for FileSink<F> {
                 .filter_map(|m| m.location.filename())
                 .filter_map(|name| parse_range(name, F::EXTENSION).map(|(_, l)| l))
                 .max();
-            let key = (topic.to_string(), *p);
-            match last {
-                Some(last) => {
-                    out.insert(*p, last);
-                    self.last.insert(key, last);
-                }
-                None => {
-                    self.last.insert(key, -1);
-                }
+            if let Some(last) = last {
+                out.insert(*p, last);
             }
+            self.last.insert((topic.to_string(), *p), last);
         }
         Ok(out)
     }
@@ -112,12 +106,12 @@ impl<F: FileFormat> Sink for FileSink<F> {
         let stored: BTreeMap<i32, i64> = chunks
             .iter()
             .filter_map(|c| {
-                let last = *self.last.get(&(topic.to_string(), c.partition))?;
-                (last >= 0).then_some((c.partition, last))
+                let last = self.last.get(&(topic.to_string(), c.partition))?;
+                last.map(|l| (c.partition, l))
             })
             .collect();
         let mut outcome = WriteOutcome::default();
-        for c in skip_stored(chunks, &stored) {
+        for c in skip_stored(chunks, &stored)? {
             // Written even when empty (all dead letters): the file records the progress.
             let (path, bytes) = self.format.file(topic, &c)?;
             block_on(self.store.put(&path, PutPayload::from(bytes))).map_err(|e| {
@@ -127,7 +121,7 @@ impl<F: FileFormat> Sink for FileSink<F> {
                 ))
             })?;
             self.last
-                .insert((topic.to_string(), c.partition), c.last_offset);
+                .insert((topic.to_string(), c.partition), Some(c.last_offset));
             outcome.rows += c.batch.num_rows() as u64;
             outcome.files += 1;
         }
