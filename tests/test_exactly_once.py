@@ -7,6 +7,7 @@ extension."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -291,6 +292,77 @@ def test_compactions_at_once_never_double_rows(broker: str, topic: str, tmp_path
     counts = duckdb_delta(table, "SELECT count(*), count(DISTINCT i) FROM t").to_pylist()
     assert counts == [{"count_star()": 400, "count(DISTINCT i)": 400}], counts
     assert pa.table(DeltaTable(str(table)).to_pyarrow_dataset().to_table()).num_rows == 400
+
+
+# 6. Two file sinks racing on one directory (each sure it owns every
+# partition, as a stale worker is) never write overlapping files.
+def file_ranges(out: Path, fmt: str) -> list[tuple[int, list[int]]]:
+    """(partition, offsets) of each file, read by pyarrow or fastavro."""
+    import fastavro
+    import pyarrow.parquet as pq
+
+    ranges = []
+    for f in sorted(out.rglob(f"*.{'parquet' if fmt == 'parquet' else 'avro'}")):
+        if fmt == "parquet":
+            t = pq.read_table(f)
+            parts = set(t.column("_partition").to_pylist())
+            offsets = t.column("_offset").to_pylist()
+        else:
+            # <root>/<namespace>/<hub>/<partition>/<yyyy>/<mm>/<dd>/<hh>/<mm>/<file>
+            parts = {int(f.relative_to(out).parts[2])}
+            with f.open("rb") as fh:
+                offsets = [r["SequenceNumber"] for r in fastavro.reader(fh)]  # type: ignore[index]
+        assert len(parts) == 1, f"{f} holds one partition"
+        ranges.append((parts.pop(), offsets))
+    return ranges
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "capture"])
+def test_two_file_sinks_racing_on_one_directory(
+    broker: str, topic: str, tmp_path: Path, fmt: str
+) -> None:
+    create_topic(broker, topic, 2)
+    produce_json(broker, topic, [{"i": i} for i in range(3000)])
+    expected = produced_offsets(broker, topic, 3000)
+    out = tmp_path / "out"
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run(group: str, max_rows: int) -> None:
+        try:
+            barrier.wait()
+            kafkalake.ingest(
+                topic,
+                out,
+                bootstrap_servers=broker,
+                group_id=group,
+                format=fmt,  # type: ignore[arg-type]
+                metadata_columns=fmt == "parquet",
+                max_rows=max_rows,
+                max_latency=0.01,
+                progress=False,
+            )
+        except BaseException as e:
+            errors.append(e)
+
+    # Two groups: each worker reads every partition, with its own batch edges.
+    threads = [
+        threading.Thread(target=run, args=(f"{topic}-a", 70)),
+        threading.Thread(target=run, args=(f"{topic}-b", 130)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not errors, errors
+    ranges = file_ranges(out, fmt)
+    stored = sorted((p, o) for p, offsets in ranges for o in offsets)
+    assert stored == expected, "every offset in exactly one file"
+    # Each file's offsets are one run of the partition's log, no file inside another.
+    for p in {p for p, _ in ranges}:
+        spans = sorted((min(o), max(o)) for q, o in ranges if q == p and o)
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert end < start, f"partition {p}: files overlap: {spans}"
 
 
 # 2. Capture with one event hub for several topics is refused before any work.

@@ -191,9 +191,9 @@ def ingest(
             (``format="parquet"``): a local path or an object-store URI.
         bootstrap_servers: ``host:port[,…]``.
         format: ``"delta"``, ``"parquet"`` (one file per partition and
-            batch, named after its offset range) or ``"capture"`` (Event Hubs
-            Capture-format Avro files, values kept as bytes; read them back
-            with :func:`kafkalake.read_capture`).
+            batch, named after where its offset range starts) or
+            ``"capture"`` (Event Hubs Capture-format Avro files, values kept
+            as bytes; read them back with :func:`kafkalake.read_capture`).
         name: the ingest's name: part of each partition's transaction id in
             the table (default: the table location's last component).
         group_id: consumer group (default: ``kafkalake-<name>``).

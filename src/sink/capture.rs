@@ -3,12 +3,14 @@
 //! folder layout, and a reader that turns such files (kafkalake's or real
 //! Capture output) into Arrow.
 //!
-//! Layout: `<root>/<namespace>/<event hub>/<partition>/<YYYY>/<MM>/<DD>/<hh>/<mm>/<ss>-<first>-<last>.avro`.
+//! Layout: `<root>/<namespace>/<event hub>/<partition>/<YYYY>/<MM>/<DD>/<hh>/<mm>/<ss>-<start>.avro`.
 //! The folders are Capture's default archive name format, the time is the
 //! first message's in the file (Capture's window start); the file name adds
-//! the offset range (20 digits each) to Capture's `<ss>`, so that, as in the
-//! Parquet sink, a batch written again after a crash overwrites itself and a
-//! restart resumes after the highest offset found.
+//! where the file's offset range starts (20 digits) to Capture's `<ss>`, and
+//! the header's metadata records the range (`kafkalake.first_offset`,
+//! `kafkalake.last_offset`), the progress record of [`super::files`]. Both
+//! name parts come from the messages, so two workers writing the same range
+//! race for one name.
 //!
 //! Fields: `SequenceNumber` is the Kafka offset, `Offset` its decimal string
 //! (Event Hubs' own byte offset does not exist on other brokers),
@@ -32,10 +34,10 @@ use bytes::Bytes;
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::ObjectStoreExt;
+use object_store::{ObjectMeta, ObjectStoreExt};
 
 use super::delta::OFFSET_COLUMN;
-use super::files::{range_suffix, FileFormat, FileSink};
+use super::files::{start_suffix, FileFormat, FileSink, FIRST_OFFSET_KEY, LAST_OFFSET_KEY};
 use super::storage::Location;
 use super::PartitionChunk;
 use crate::decode::{headers_array, headers_type, RawMessage};
@@ -103,14 +105,13 @@ fn partition_prefix(opts: &CaptureOptions, topic: &str, partition: i32) -> Path 
     Path::from(format!("{}/{hub}/{partition}", opts.namespace))
 }
 
-/// The file holding `partition`'s offsets `first..=last`, first written at `time`.
+/// The file holding `partition`'s offsets from `start`, whose first message is from `time`.
 pub fn file_path(
     opts: &CaptureOptions,
     topic: &str,
     partition: i32,
     time: DateTime<Utc>,
-    first: i64,
-    last: i64,
+    start: i64,
 ) -> Path {
     Path::from(format!(
         "{}/{:04}/{:02}/{:02}/{:02}/{:02}/{:02}{}",
@@ -121,7 +122,7 @@ pub fn file_path(
         time.hour(),
         time.minute(),
         time.second(),
-        range_suffix(first, last, CaptureFiles::EXTENSION),
+        start_suffix(start, CaptureFiles::EXTENSION),
     ))
 }
 
@@ -249,32 +250,59 @@ impl FileFormat for CaptureFiles {
         partition_prefix(&self.opts, topic, partition)
     }
 
-    fn file(&self, topic: &str, c: &PartitionChunk) -> Result<(Path, Vec<u8>)> {
+    fn file(&self, topic: &str, start: i64, c: &PartitionChunk) -> Result<(Path, Vec<u8>)> {
         let times = column(&c.batch, RAW_TIMESTAMP)?
             .as_primitive::<arrow::datatypes::TimestampMillisecondType>();
-        // Capture names a file after its window's start: here the first event's time.
+        // Capture names a file after its window's start: here the first
+        // event's time (the epoch when no message has one), so that the
+        // name depends on the messages only, never on when it is written.
         let time = times
             .iter()
             .flatten()
             .next()
             .and_then(DateTime::<Utc>::from_timestamp_millis)
-            .unwrap_or_else(Utc::now);
+            .unwrap_or(DateTime::UNIX_EPOCH);
         let metadata = [
             ("kafkalake.topic", topic.to_string()),
             ("kafkalake.partition", c.partition.to_string()),
-            ("kafkalake.first_offset", c.first_offset.to_string()),
-            ("kafkalake.last_offset", c.last_offset.to_string()),
+            (FIRST_OFFSET_KEY, start.to_string()),
+            (LAST_OFFSET_KEY, c.last_offset.to_string()),
         ];
         let bytes = encode(&c.batch, self.opts.codec, &metadata)?;
-        let path = file_path(
-            &self.opts,
-            topic,
-            c.partition,
-            time,
-            c.first_offset,
-            c.last_offset,
-        );
-        Ok((path, bytes))
+        Ok((
+            file_path(&self.opts, topic, c.partition, time, start),
+            bytes,
+        ))
+    }
+
+    /// From the header: its first 64 KiB, all of the file if that was too little.
+    fn recorded_last(
+        &self,
+        file: &ObjectMeta,
+        read: &dyn Fn(std::ops::Range<u64>) -> Result<Bytes>,
+    ) -> Result<i64> {
+        let header = |bytes: Bytes| -> std::result::Result<Option<i64>, String> {
+            let reader = Reader::new(&bytes[..]).map_err(|e| e.to_string())?;
+            Ok(reader
+                .user_metadata()
+                .get(LAST_OFFSET_KEY)
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()))
+        };
+        let size = file.size;
+        let found = match header(read(0..size.min(64 * 1024))?) {
+            Err(_) if size > 64 * 1024 => header(read(0..size)?),
+            other => other,
+        };
+        let why = match found {
+            Ok(Some(last)) => return Ok(last),
+            Ok(None) => format!("no {LAST_OFFSET_KEY} in its header"),
+            Err(e) => e,
+        };
+        Err(Error::Storage(format!(
+            "'{}' has no readable kafkalake offset range ({why}); \
+             move files kafkalake did not write out of its folders",
+            file.location
+        )))
     }
 }
 
@@ -568,6 +596,57 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_header_records_the_range_and_the_name_depends_on_the_messages_only() {
+        let msg = |offset: i64, size: usize| RawMessage {
+            partition: 1,
+            offset,
+            timestamp_ms: Some(1_593_100_049_000),
+            key: None,
+            value: Some(Bytes::from(vec![b'x'; size])),
+            headers: None,
+        };
+        let format = CaptureFiles {
+            opts: CaptureOptions {
+                location: Location::default(),
+                namespace: "ns".into(),
+                eventhub: None,
+                codec: CaptureCodec::Null,
+            },
+        };
+        // A body larger than the part read first: the header is still at the start.
+        let msgs = vec![msg(20, 10), msg(21, 100_000)];
+        let chunk = PartitionChunk {
+            partition: 1,
+            first_offset: 20,
+            last_offset: 21,
+            batch: raw_batch(&msgs).unwrap(),
+            dead_letters: Vec::new(),
+        };
+        let (path, bytes) = format.file("hub", 18, &chunk).unwrap();
+        let (again, _) = format.file("hub", 18, &chunk).unwrap();
+        assert_eq!(path, again);
+        assert_eq!(
+            path.as_ref(),
+            "ns/hub/1/2020/06/25/15/47/29-00000000000000000018.avro"
+        );
+        let bytes = Bytes::from(bytes);
+        let meta = ObjectMeta {
+            location: path,
+            last_modified: Utc::now(),
+            size: bytes.len() as u64,
+            e_tag: None,
+            version: None,
+        };
+        let reads = std::cell::Cell::new(0);
+        let read = |r: std::ops::Range<u64>| {
+            reads.set(reads.get() + 1);
+            Ok(bytes.slice(r.start as usize..r.end as usize))
+        };
+        assert_eq!(format.recorded_last(&meta, &read).unwrap(), 21);
+        assert_eq!(reads.get(), 1);
+    }
+
+    #[test]
     fn round_trip_through_avro() {
         let msgs = vec![
             RawMessage {
@@ -644,14 +723,14 @@ mod tests {
             codec: CaptureCodec::Null,
         };
         let t = DateTime::<Utc>::from_timestamp_millis(1_593_100_049_000).unwrap();
-        let p = file_path(&opts, "dev", 7, t, 5, 42);
+        let p = file_path(&opts, "dev", 7, t, 5);
         assert_eq!(
             p.as_ref(),
-            "ns/dev/7/2020/06/25/15/47/29-00000000000000000005-00000000000000000042.avro"
+            "ns/dev/7/2020/06/25/15/47/29-00000000000000000005.avro"
         );
         assert_eq!(
-            super::super::files::parse_range(p.filename().unwrap(), "avro"),
-            Some((5, 42))
+            super::super::files::parse_name(p.filename().unwrap(), "avro"),
+            Some((5, None))
         );
     }
 }

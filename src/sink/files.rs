@@ -1,24 +1,43 @@
-//! Sinks of files that record their own progress: each file holds one
-//! partition's offsets `first..=last` and says so in its name
-//! (`…-<first>-<last>.<extension>`, 20 digits each). On start and on every
-//! assignment the consumer resumes after the highest last offset found under
-//! the partition's folder, so a batch cut off by a crash is written again
-//! under the same name (an overwrite, never a duplicate). Uploads are single
-//! atomic puts; Kafka offsets are committed only after them. The Parquet and
+//! Sinks of files that record their own progress. A partition's files form
+//! one chain: each holds the partition's offsets from one past the previous
+//! file's last offset (0 for the first file) up to its own last offset, its
+//! name ends in `-<start>.<extension>` (20 digits) and its contents record
+//! that range. On start and on every assignment the consumer resumes after
+//! the last offset of the partition's newest file.
+//!
+//! Every file is created with a put that fails if the name exists, and the
+//! name is decided by the chain alone: two workers that both believe they
+//! own a partition (one of them stale, its partition handed over after a
+//! poll interval was exceeded or by the group watch) race for the same
+//! name. One put wins; the other worker reads the winner's range, drops what
+//! it holds of it and writes only what follows, under the next name. Files
+//! never overlap and never leave a gap, whoever writes them. A batch cut off
+//! by a crash was never stored (puts are atomic) and is written by whoever
+//! resumes. Kafka offsets are committed only after the put. The Parquet and
 //! Capture Avro sinks are this with their own layout and encoding.
+//!
+//! Files written by earlier versions, named `-<first>-<last>.<extension>`,
+//! are read as part of the chain.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use super::delta::skip_stored;
 use super::storage::Location;
 use super::{PartitionChunk, Sink, WriteOutcome};
 use crate::error::{Error, Result};
 use crate::runtime::block_on;
+
+/// Metadata key of the first offset of a file's range, in every format.
+pub const FIRST_OFFSET_KEY: &str = "kafkalake.first_offset";
+/// Metadata key of the last offset of a file's range, in every format.
+pub const LAST_OFFSET_KEY: &str = "kafkalake.last_offset";
 
 /// A file format and folder layout for [`FileSink`].
 pub trait FileFormat: Send {
@@ -30,22 +49,38 @@ pub trait FileFormat: Send {
     /// The folder holding `partition`'s files (everything under it is listed).
     fn partition_prefix(&self, topic: &str, partition: i32) -> Path;
 
-    /// Where `chunk` goes (ending in [`range_suffix`]) and its encoded bytes.
-    fn file(&self, topic: &str, chunk: &PartitionChunk) -> Result<(Path, Vec<u8>)>;
+    /// Where the file holding `chunk` goes when its range starts at `start`
+    /// (a name ending in [`start_suffix`], decided by `start` and `chunk`'s
+    /// messages only), and its encoded bytes, which record `start` and
+    /// `chunk.last_offset` under [`FIRST_OFFSET_KEY`] and [`LAST_OFFSET_KEY`].
+    fn file(&self, topic: &str, start: i64, chunk: &PartitionChunk) -> Result<(Path, Vec<u8>)>;
+
+    /// The last offset recorded in `file`, read from as little of it as
+    /// the format allows (`read` fetches a byte range).
+    fn recorded_last(
+        &self,
+        file: &ObjectMeta,
+        read: &dyn Fn(Range<u64>) -> Result<Bytes>,
+    ) -> Result<i64>;
 }
 
-/// `-<first>-<last>.<extension>`: the end of every file name.
-pub fn range_suffix(first: i64, last: i64, extension: &str) -> String {
-    format!("-{first:020}-{last:020}.{extension}")
+/// `-<start>.<extension>`: the end of every file name.
+pub fn start_suffix(start: i64, extension: &str) -> String {
+    format!("-{start:020}.{extension}")
 }
 
-/// `(first, last)` from a name ending in [`range_suffix`].
-pub fn parse_range(name: &str, extension: &str) -> Option<(i64, i64)> {
+/// Where a file's range starts, and its last offset if the name says so
+/// (names of earlier versions, `-<first>-<last>.<extension>`), from a name
+/// ending in [`start_suffix`].
+pub fn parse_name(name: &str, extension: &str) -> Option<(i64, Option<i64>)> {
     let stem = name.strip_suffix(extension)?.strip_suffix('.')?;
-    let mut parts = stem.rsplitn(3, '-');
-    let last = parts.next()?.parse().ok()?;
-    let first = parts.next()?.parse().ok()?;
-    Some((first, last))
+    let (rest, number) = stem.rsplit_once('-')?;
+    let offset = |s: &str| (s.len() == 20).then(|| s.parse::<i64>().ok()).flatten();
+    let number = offset(number)?;
+    match rest.rsplit_once('-').and_then(|(_, first)| offset(first)) {
+        Some(first) => Some((first, Some(number))),
+        None => Some((number, None)),
+    }
 }
 
 /// Files of format `F` under a directory or object-store prefix.
@@ -70,6 +105,45 @@ impl<F: FileFormat> FileSink<F> {
             last: HashMap::new(),
         })
     }
+
+    fn storage_error(&self, what: &str, path: &Path, e: object_store::Error) -> Error {
+        Error::Storage(format!(
+            "{what} '{path}' under '{}': {e}",
+            self.location.uri
+        ))
+    }
+
+    /// The last offset of `partition`'s newest file (`None`: no files).
+    fn list_last(&self, topic: &str, partition: i32) -> Result<Option<i64>> {
+        let prefix = self.format.partition_prefix(topic, partition);
+        let files: Vec<ObjectMeta> = block_on(self.store.list(Some(&prefix)).try_collect())
+            .map_err(|e| self.storage_error("listing", &prefix, e))?;
+        let newest = files
+            .iter()
+            .filter_map(|m| Some((parse_name(m.location.filename()?, F::EXTENSION)?, m)))
+            .max_by_key(|((start, _), _)| *start);
+        let Some(((_, named_last), file)) = newest else {
+            return Ok(None);
+        };
+        if let Some(last) = named_last {
+            return Ok(Some(last));
+        }
+        let read = |range: Range<u64>| {
+            block_on(self.store.get_range(&file.location, range))
+                .map_err(|e| self.storage_error("reading", &file.location, e))
+        };
+        self.format.recorded_last(file, &read).map(Some)
+    }
+
+    /// Create `path` unless it exists; `false` if it does.
+    fn create(&self, path: &Path, bytes: Vec<u8>) -> Result<bool> {
+        let opts = PutOptions::from(PutMode::Create);
+        match block_on(self.store.put_opts(path, PutPayload::from(bytes), opts)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(self.storage_error("writing", path, e)),
+        }
+    }
 }
 
 impl<F: FileFormat> Sink for FileSink<F> {
@@ -78,14 +152,7 @@ impl<F: FileFormat> Sink for FileSink<F> {
     fn stored_offsets(&mut self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, i64>> {
         let mut out = BTreeMap::new();
         for p in partitions {
-            let prefix = self.format.partition_prefix(topic, *p);
-            let files: Vec<_> = block_on(self.store.list(Some(&prefix)).try_collect())
-                .map_err(|e| Error::Storage(format!("listing '{}': {e}", self.location.uri)))?;
-            let last = files
-                .iter()
-                .filter_map(|m| m.location.filename())
-                .filter_map(|name| parse_range(name, F::EXTENSION).map(|(_, l)| l))
-                .max();
+            let last = self.list_last(topic, *p)?;
             if let Some(last) = last {
                 out.insert(*p, last);
             }
@@ -103,27 +170,39 @@ impl<F: FileFormat> Sink for FileSink<F> {
         if !unknown.is_empty() {
             self.stored_offsets(topic, &unknown)?;
         }
-        let stored: BTreeMap<i32, i64> = chunks
-            .iter()
-            .filter_map(|c| {
-                let last = self.last.get(&(topic.to_string(), c.partition))?;
-                last.map(|l| (c.partition, l))
-            })
-            .collect();
         let mut outcome = WriteOutcome::default();
-        for c in skip_stored(chunks, &stored)? {
-            // Written even when empty (all dead letters): the file records the progress.
-            let (path, bytes) = self.format.file(topic, &c)?;
-            block_on(self.store.put(&path, PutPayload::from(bytes))).map_err(|e| {
-                Error::Storage(format!(
-                    "writing '{path}' under '{}': {e}",
-                    self.location.uri
-                ))
-            })?;
-            self.last
-                .insert((topic.to_string(), c.partition), Some(c.last_offset));
-            outcome.rows += c.batch.num_rows() as u64;
-            outcome.files += 1;
+        for chunk in chunks {
+            let key = (topic.to_string(), chunk.partition);
+            let mut pending = Some(chunk);
+            while let Some(c) = pending.take() {
+                let stored = self.last[&key];
+                let done: BTreeMap<i32, i64> =
+                    stored.map(|l| (c.partition, l)).into_iter().collect();
+                let Some(c) = skip_stored(vec![c], &done)?.pop() else {
+                    break;
+                };
+                let start = stored.map_or(0, |l| l + 1);
+                // Written even when empty (all dead letters): the file records the progress.
+                let (path, bytes) = self.format.file(topic, start, &c)?;
+                if self.create(&path, bytes)? {
+                    self.last.insert(key.clone(), Some(c.last_offset));
+                    outcome.rows += c.batch.num_rows() as u64;
+                    outcome.files += 1;
+                    continue;
+                }
+                // Another worker holding this partition stored from `start`
+                // first: keep only what follows its file.
+                let now = self.list_last(topic, c.partition)?;
+                if now <= stored {
+                    return Err(Error::Storage(format!(
+                        "'{path}' under '{}' exists but the listing of partition {} of '{topic}' \
+                         does not show it; is the storage listing consistent?",
+                        self.location.uri, c.partition
+                    )));
+                }
+                self.last.insert(key.clone(), now);
+                pending = Some(c);
+            }
         }
         Ok(outcome)
     }
@@ -219,7 +298,7 @@ mod tests {
         }
     }
 
-    /// Files holding nothing but their name.
+    /// Files holding nothing but their last offset, in decimal.
     struct Names;
 
     impl FileFormat for Names {
@@ -230,13 +309,22 @@ mod tests {
             Path::from(format!("{topic}/{partition}"))
         }
 
-        fn file(&self, topic: &str, c: &PartitionChunk) -> Result<(Path, Vec<u8>)> {
+        fn file(&self, topic: &str, start: i64, c: &PartitionChunk) -> Result<(Path, Vec<u8>)> {
             let name = format!(
                 "{topic}/{}/f{}",
                 c.partition,
-                range_suffix(c.first_offset, c.last_offset, Self::EXTENSION)
+                start_suffix(start, Self::EXTENSION)
             );
-            Ok((Path::from(name), Vec::new()))
+            Ok((Path::from(name), c.last_offset.to_string().into_bytes()))
+        }
+
+        fn recorded_last(
+            &self,
+            file: &ObjectMeta,
+            read: &dyn Fn(Range<u64>) -> Result<Bytes>,
+        ) -> Result<i64> {
+            let bytes = read(0..file.size)?;
+            Ok(std::str::from_utf8(&bytes).unwrap().parse().unwrap())
         }
     }
 
@@ -255,12 +343,7 @@ mod tests {
     #[test]
     fn a_partition_is_listed_once_not_at_every_write() {
         let store = Arc::new(Counting::default());
-        let mut sink = FileSink {
-            format: Names,
-            location: Location::default(),
-            store: store.clone(),
-            last: HashMap::new(),
-        };
+        let mut sink = sink(store.clone());
         for i in 0..50 {
             sink.write("t", vec![chunk(0, i * 10, i * 10 + 9)]).unwrap();
         }
@@ -275,11 +358,68 @@ mod tests {
         assert_eq!(store.lists.load(Ordering::Relaxed), 3);
     }
 
+    fn sink(store: Arc<Counting>) -> FileSink<Names> {
+        FileSink {
+            format: Names,
+            location: Location::default(),
+            store,
+            last: HashMap::new(),
+        }
+    }
+
+    /// (start, last) of each file of partition 0 of topic `t`.
+    fn ranges(store: &Counting) -> Vec<(i64, i64)> {
+        let files: Vec<ObjectMeta> =
+            block_on(store.inner.list(Some(&Path::from("t/0"))).try_collect()).unwrap();
+        let mut out: Vec<(i64, i64)> = files
+            .iter()
+            .map(|m| {
+                let (start, _) = parse_name(m.location.filename().unwrap(), "bin").unwrap();
+                let bytes = block_on(store.inner.get_range(&m.location, 0..m.size)).unwrap();
+                (start, std::str::from_utf8(&bytes).unwrap().parse().unwrap())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     #[test]
-    fn ranges_round_trip() {
-        let name = format!("t-3{}", range_suffix(10, 99, "parquet"));
-        assert_eq!(parse_range(&name, "parquet"), Some((10, 99)));
-        assert_eq!(parse_range(&name, "avro"), None);
-        assert_eq!(parse_range("other.parquet", "parquet"), None);
+    fn a_stale_writer_never_overlaps_the_new_owner() {
+        let store = Arc::new(Counting::default());
+        let (mut stale, mut owner) = (sink(store.clone()), sink(store.clone()));
+        // Both hold partition 0 and found nothing stored.
+        stale.stored_offsets("t", &[0]).unwrap();
+        owner.stored_offsets("t", &[0]).unwrap();
+        owner.write("t", vec![chunk(0, 0, 9)]).unwrap();
+        // The stale worker's batch reaches further: only what follows is written.
+        let out = stale.write("t", vec![chunk(0, 0, 14)]).unwrap();
+        assert_eq!(out.files, 1);
+        owner.write("t", vec![chunk(0, 10, 19)]).unwrap();
+        // A batch another worker stored whole is dropped.
+        let out = stale.write("t", vec![chunk(0, 15, 19)]).unwrap();
+        assert_eq!(out.files, 0);
+        stale.write("t", vec![chunk(0, 20, 29)]).unwrap();
+        assert_eq!(ranges(&store), vec![(0, 9), (10, 14), (15, 19), (20, 29)]);
+        // Either worker resumes after the chain's end.
+        assert_eq!(
+            owner.stored_offsets("t", &[0]).unwrap(),
+            BTreeMap::from([(0, 29)])
+        );
+    }
+
+    #[test]
+    fn names_round_trip() {
+        let name = format!("t-3{}", start_suffix(10, "parquet"));
+        assert_eq!(name, "t-3-00000000000000000010.parquet");
+        assert_eq!(parse_name(&name, "parquet"), Some((10, None)));
+        assert_eq!(parse_name(&name, "avro"), None);
+        assert_eq!(parse_name("other.parquet", "parquet"), None);
+        // Names of earlier versions carry their last offset.
+        let old = "t-3-00000000000000000010-00000000000000000099.parquet";
+        assert_eq!(parse_name(old, "parquet"), Some((10, Some(99))));
+        assert_eq!(
+            parse_name("29-00000000000000000005.avro", "avro"),
+            Some((5, None))
+        );
     }
 }
