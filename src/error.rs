@@ -92,6 +92,10 @@ pub enum Error {
     #[error("{0}")]
     Incomplete(String),
 
+    /// A stage's expectation with `on_violation = "fail"` failed.
+    #[error("{0}")]
+    Expectation(String),
+
     /// A Delta Lake error.
     #[error("Delta Lake error: {0}")]
     Delta(String),

@@ -922,7 +922,7 @@ impl Ingest {
             return Ok(());
         };
         let wanted = output_schema(&value_schema, &self.opts)?;
-        let table = delta::create(&d.location, &wanted, &d.partition_by)?;
+        let table = delta::create_with(&d.location, &wanted, &d.partition_by, &d.table_properties)?;
         let sink = DeltaSink::new(table, d.clone())?;
         let schema = sink.schema();
         if self.opts.schema.is_some() {
@@ -1097,6 +1097,7 @@ fn dead_letter_options(opts: &IngestOptions) -> DeltaOptions {
         location: opts.dead_letters.clone(),
         app_name,
         partition_by: Vec::new(),
+        table_properties: Default::default(),
         target_file_size: None,
         checkpoint_interval: 100,
         compact_interval: 0,

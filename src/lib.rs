@@ -11,6 +11,7 @@ pub mod kafka;
 pub mod memory;
 pub mod runtime;
 pub mod sink;
+pub mod stage;
 
 #[cfg(feature = "python")]
 mod python;

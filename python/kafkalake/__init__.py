@@ -11,7 +11,7 @@ Quick start::
     print(report)
 """
 
-from kafkalake import exceptions
+from kafkalake import exceptions, pipeline
 from kafkalake._config import load_env_file
 from kafkalake._kafkalake import __version__
 from kafkalake.capture import read_capture
@@ -45,6 +45,7 @@ __all__ = [
     "generate",
     "ingest",
     "load_env_file",
+    "pipeline",
     "produce",
     "produce_arrow",
     "profile_schema",

@@ -1,4 +1,5 @@
 # Stubs of the Rust extension module; checked against it by mypy.stubtest.
+from collections.abc import Callable
 from typing import Any, final
 
 from kafkalake._arrow import ArrowSchemaExportable, ArrowStreamExportable
@@ -14,6 +15,7 @@ __all__ = [
     "profile_schema",
     "profiles",
     "read_capture",
+    "run_stage",
     "sample_messages",
 ]
 
@@ -113,6 +115,30 @@ def compact_table(
     target_file_size: int,
     min_files: int,
 ) -> tuple[int, int, int, int | None]: ...
+def run_stage(
+    name: str,
+    *,
+    source: str,
+    target: str,
+    storage_options: dict[str, str],
+    kind: str,
+    sql: str | None,
+    where_clause: str | None,
+    dedupe_key: list[str] | None,
+    dedupe_time: str | None,
+    dedupe_within_us: int | None,
+    window_time: str | None,
+    window_size_us: int | None,
+    window_watermark_us: int | None,
+    keep_late: bool,
+    group_by: list[str],
+    aggregates: list[tuple[str, str]],
+    expectations: list[tuple[str, str, str]],
+    table_properties: dict[str, str],
+    partition_by: list[str],
+    max_versions: int,
+    transform: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]: ...
 def read_capture(
     uri: str,
     *,
@@ -158,6 +184,7 @@ class RawIngest:
         compact: tuple[int, int, int] | None = None,
         caught_up_timeout_s: float | None = None,
         max_columns: int = 500,
+        table_properties: dict[str, str] = ...,
     ) -> RawIngest: ...
     def start(self) -> None: ...
     def wait(self, timeout_s: float) -> bool: ...

@@ -267,6 +267,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         capture_eventhub=args.capture_eventhub,
         capture_codec=args.capture_codec,
         caught_up_timeout=args.caught_up_timeout,
+        table_properties=_config_pairs(args.table_property),
     )
     if args.json:
         print(json.dumps(report.__dict__))
@@ -292,6 +293,37 @@ def cmd_read_capture(args: argparse.Namespace) -> int:
     print(table.schema)
     for row in table.slice(0, args.limit).to_pylist():
         print({k: v for k, v in row.items() if k != "_file"})
+    return 0
+
+
+def cmd_pipeline_run(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from kafkalake import pipeline
+
+    report = pipeline.run(
+        args.file,
+        until=args.until,
+        stage=args.stage or None,
+        poll_interval=args.poll_interval,
+        storage_options=_config_pairs(args.storage_option),
+        progress=False if args.json else None,
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "cycles": report.cycles,
+                    "seconds": report.seconds,
+                    "bronze": {k: dataclasses.asdict(r) for k, r in report.bronze.items()},
+                    "stages": {k: dataclasses.asdict(r) for k, r in report.stages.items()},
+                },
+                default=str,
+            )
+        )
+    else:
+        print(report)
     return 0
 
 
@@ -413,6 +445,13 @@ def parser() -> argparse.ArgumentParser:
     ig.add_argument("--max-rows", type=int, default=100_000)
     ig.add_argument("--max-latency", type=float, default=5.0, help="seconds")
     ig.add_argument("--dead-letter-table")
+    ig.add_argument(
+        "--table-property",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Delta table property of a created table (e.g. quality=bronze)",
+    )
     ig.add_argument("-X", "--config", action="append", default=[], metavar="KEY=VALUE")
     ig.add_argument("-S", "--storage-option", action="append", default=[], metavar="KEY=VALUE")
     ig.add_argument("--json", action="store_true")
@@ -426,6 +465,26 @@ def parser() -> argparse.ArgumentParser:
     rc.add_argument("--limit", type=int, default=5, help="events to print (default 5)")
     rc.add_argument("-S", "--storage-option", action="append", default=[], metavar="KEY=VALUE")
     rc.set_defaults(func=cmd_read_capture)
+
+    pl = sub.add_parser("pipeline", help="run a medallion pipeline file (bronze → silver → gold)")
+    pl_sub = pl.add_subparsers(dest="pipeline_command", required=True)
+    pr_run = pl_sub.add_parser("run", help="run the pipeline's ingests and stages in order")
+    pr_run.add_argument("file", help="pipeline file (TOML)")
+    pr_run.add_argument(
+        "--until",
+        choices=["caught_up", "forever"],
+        default="caught_up",
+        help="caught_up (default): one pass; forever: passes until Ctrl-C",
+    )
+    pr_run.add_argument(
+        "--stage", action="append", help="run only this entry (e.g. silver.iot); repeatable"
+    )
+    pr_run.add_argument(
+        "--poll-interval", type=float, default=5.0, help="seconds between passes (forever)"
+    )
+    pr_run.add_argument("-S", "--storage-option", action="append", default=[], metavar="KEY=VALUE")
+    pr_run.add_argument("--json", action="store_true", help="print the report as JSON")
+    pr_run.set_defaults(func=cmd_pipeline_run)
 
     pf = sub.add_parser("profiles", help="list the event profiles with a sample each")
     pf.add_argument("--schema", action="store_true", help="print Arrow schemas (needs pyarrow)")

@@ -19,6 +19,7 @@ __all__ = [
     "ConfigError",
     "DeliveryError",
     "DeltaError",
+    "ExpectationError",
     "IncompleteError",
     "InvalidArgumentError",
     "KafkaError",
@@ -82,6 +83,12 @@ class IncompleteError(KafkalakeError):
     partitions held by another member of the consumer group made no progress
     towards the end of their log within ``caught_up_timeout``. The message
     names them; ``report`` says what this run wrote."""
+
+
+class ExpectationError(KafkalakeError):
+    """A pipeline stage's expectation with ``on_violation = "fail"`` failed:
+    nothing was committed. The message names the expectation and shows a
+    failing row."""
 
 
 class DeliveryError(KafkaError):

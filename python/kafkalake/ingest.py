@@ -176,6 +176,7 @@ def ingest(
     compact_min_files: int = 8,
     caught_up_timeout: float | None = None,
     max_columns: int = 500,
+    table_properties: Mapping[str, str] | None = None,
 ) -> IngestReport:
     """Ingest Kafka topics into a Delta table (or Parquet files), exactly once.
 
@@ -249,6 +250,8 @@ def ingest(
             a reason suggesting a ``map`` column in ``schema``.
         capture_codec: Avro block codec, ``"null"`` (Capture's default) or
             ``"deflate"`` (Capture's ``AvroDeflate``).
+        table_properties: Delta table properties set when the table is
+            created, e.g. ``{"quality": "bronze"}`` (Delta format only).
 
     Returns:
         An :class:`IngestReport`. Ctrl-C stops after writing what was read
@@ -311,6 +314,8 @@ def ingest(
     positive("max_columns", max_columns, integer=True)
     if compact_every is not None and format != "delta":
         raise InvalidArgumentError("compact_every applies to the delta format only")
+    if table_properties and format != "delta":
+        raise InvalidArgumentError("table_properties apply to the delta format only")
     compact_args = (
         None
         if compact_every is None
@@ -350,6 +355,7 @@ def ingest(
         compact=compact_args,
         caught_up_timeout_s=None if caught_up_timeout is None else float(caught_up_timeout),
         max_columns=max_columns,
+        table_properties={str(k): str(v) for k, v in (table_properties or {}).items()},
     )
     show = interactive() if progress is None else progress
     raw.start()

@@ -22,6 +22,7 @@ fn class_name(e: &Error) -> &'static str {
         Error::Io(_) => "KafkalakeIOError",
         Error::Table(_) => "TableError",
         Error::Incomplete(_) => "IncompleteError",
+        Error::Expectation(_) => "ExpectationError",
         Error::Delta(_) => "DeltaError",
         Error::Storage(_) => "StorageError",
     }

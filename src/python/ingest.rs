@@ -127,7 +127,7 @@ impl RawIngest {
         name, partition_by, date_column, target_file_size, checkpoint_interval, schema,
         metadata_columns, flatten, max_message_bytes, dead_letter_uri, mode, duration_s,
         capture=None, evolve_schema=true, compact=None, caught_up_timeout_s=None,
-        max_columns=500
+        max_columns=500, table_properties=HashMap::new()
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -163,6 +163,7 @@ impl RawIngest {
         compact: Option<(u64, u64, usize)>,
         caught_up_timeout_s: Option<f64>,
         max_columns: usize,
+        table_properties: HashMap<String, String>,
     ) -> PyResult<Self> {
         let consumer = consumer_options(
             bootstrap_servers,
@@ -186,6 +187,7 @@ impl RawIngest {
                 location,
                 app_name: name,
                 partition_by,
+                table_properties,
                 target_file_size,
                 checkpoint_interval,
                 compact_interval: compact.map_or(0, |c| c.0),

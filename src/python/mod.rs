@@ -6,6 +6,7 @@ mod errors;
 mod generate;
 mod ingest;
 mod producer;
+mod stage;
 
 use pyo3::prelude::*;
 
@@ -23,5 +24,6 @@ fn _kafkalake(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ingest::read_capture, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::compact_table, m)?)?;
     m.add_class::<ingest::RawBatchConsumer>()?;
+    m.add_function(wrap_pyfunction!(stage::run_stage, m)?)?;
     Ok(())
 }

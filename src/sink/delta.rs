@@ -10,7 +10,7 @@
 //! reloads the stored versions, drops what the winner wrote and retries.
 //! Appends of different partitions never conflict.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
@@ -39,6 +39,8 @@ pub struct DeltaOptions {
     pub app_name: String,
     /// Partition columns of a created table.
     pub partition_by: Vec<String>,
+    /// Delta table properties of a created table (`quality = "bronze"`).
+    pub table_properties: HashMap<String, String>,
     /// Target size of data files, bytes (`None`: one file per partition value and flush).
     pub target_file_size: Option<u64>,
     /// Write a checkpoint at every table version that is a multiple of
@@ -256,8 +258,23 @@ fn conform_column(column: &ArrayRef, to: &arrow::datatypes::DataType) -> Option<
 /// nullability or a timestamp's unit or zone: every value stays as it is.
 fn same_values(a: &arrow::datatypes::DataType, b: &arrow::datatypes::DataType) -> bool {
     use arrow::datatypes::DataType as D;
+    let int = |t: &D| match t {
+        D::Int8 | D::Int16 | D::Int32 | D::UInt8 | D::UInt16 => Some(true),
+        D::UInt32 | D::Int64 => Some(false),
+        _ => None,
+    };
     match (a, b) {
         (D::Timestamp(_, _), D::Timestamp(_, _)) | (D::Null, _) => true,
+        // One kind of value, other layouts (what query engines hand back).
+        (D::Utf8 | D::LargeUtf8 | D::Utf8View, D::Utf8 | D::LargeUtf8 | D::Utf8View)
+        | (
+            D::Binary | D::LargeBinary | D::BinaryView,
+            D::Binary | D::LargeBinary | D::BinaryView,
+        )
+        | (D::Float16 | D::Float32, D::Float64) => true,
+        (D::Dictionary(_, v), t) => same_values(v, t),
+        // Widening integers: every value fits.
+        (x, D::Int64) if int(x).is_some() => true,
         (D::List(x), D::List(y))
         | (D::LargeList(x), D::LargeList(y))
         | (D::Map(x, _), D::Map(y, _)) => same_values(x.data_type(), y.data_type()),
@@ -295,6 +312,25 @@ pub fn create(
     schema: &SchemaRef,
     partition_by: &[String],
 ) -> Result<DeltaTable> {
+    create_with(location, schema, partition_by, &HashMap::new())
+}
+
+/// [`create`] with Delta table properties (`quality = "silver"`, `delta.…`).
+pub fn create_with(
+    location: &Location,
+    schema: &SchemaRef,
+    partition_by: &[String],
+    properties: &HashMap<String, String>,
+) -> Result<DeltaTable> {
+    for key in properties.keys() {
+        if key.starts_with("delta.") && key.parse::<deltalake::TableProperty>().is_err() {
+            return Err(Error::InvalidArgument(format!(
+                "table property '{key}' is not a Delta table property (keys under 'delta.' \
+                 are Delta's own: delta.appendOnly, delta.logRetentionDuration, …); \
+                 name your own without the 'delta.' prefix"
+            )));
+        }
+    }
     for p in partition_by {
         if schema.field_with_name(p).is_err() {
             return Err(Error::InvalidArgument(format!(
@@ -316,6 +352,9 @@ pub fn create(
             .create()
             .with_columns(kernel.fields().cloned())
             .with_partition_columns(partition_by.iter().cloned())
+            .with_configuration(properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))))
+            // Delta's own keys were checked above; others (`quality`) are the user's.
+            .with_raise_if_key_not_exists(false)
             .with_save_mode(SaveMode::Ignore)
             .await
             .map_err(|e| {
@@ -418,24 +457,7 @@ impl DeltaSink {
     /// naming the column, never a changed value. (Decoders follow the
     /// table's schema, so this does not happen in normal operation.)
     fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
-        for f in self.schema.fields() {
-            let col = match batch.column_by_name(f.name()) {
-                Some(c) => conform_column(c, f.data_type()).ok_or_else(|| {
-                    Error::Table(format!(
-                        "column '{}' is {} in the Delta table at '{}' but {} in the data; \
-                         the values would change to fit, so nothing was written",
-                        f.name(),
-                        f.data_type(),
-                        self.opts.location.uri,
-                        c.data_type()
-                    ))
-                })??,
-                None => arrow::array::new_null_array(f.data_type(), batch.num_rows()),
-            };
-            cols.push(col);
-        }
-        Ok(RecordBatch::try_new(self.schema.clone(), cols)?)
+        conform_to(&self.opts.location.uri, &self.schema, batch)
     }
 
     /// Add the columns of `chunks`' rows the table lacks (fields that
@@ -541,6 +563,29 @@ impl DeltaSink {
             )),
         }
     }
+}
+
+/// `batch` with the columns and types of the table at `location` whose
+/// schema is `schema`: columns it lacks are nulls, and values are never
+/// changed to fit (a lossy conversion is an error naming the column).
+pub fn conform_to(location: &str, schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        let col = match batch.column_by_name(f.name()) {
+            Some(c) => conform_column(c, f.data_type()).ok_or_else(|| {
+                Error::Table(format!(
+                    "column '{}' is {} in the Delta table at '{location}' but {} in the data; \
+                     the values would change to fit, so nothing was written",
+                    f.name(),
+                    f.data_type(),
+                    c.data_type()
+                ))
+            })??,
+            None => arrow::array::new_null_array(f.data_type(), batch.num_rows()),
+        };
+        cols.push(col);
+    }
+    Ok(RecordBatch::try_new(schema.clone(), cols)?)
 }
 
 /// Drop from `chunks` what is already stored (offsets ≤ the stored version).
@@ -791,6 +836,7 @@ pub(crate) mod testing {
             location: location.clone(),
             app_name: "test".into(),
             partition_by: Vec::new(),
+            table_properties: std::collections::HashMap::new(),
             target_file_size: None,
             checkpoint_interval: 0,
             compact_interval: 0,

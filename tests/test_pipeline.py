@@ -1,0 +1,703 @@
+"""Medallion stages and pipelines: silver (SQL, dedupe, expectations) and
+gold (windows, watermarks, groups) kept exactly once across reruns, kills,
+compactions and concurrent runs. Each result is checked against one batch
+query over the whole source, run by DuckDB's delta extension (a reader that
+is not delta-rs). Sources are written with deltalake where the stage alone is
+under test, and by kafkalake's ingest from the real broker for the seeds'
+chains."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+import kafkalake
+from conftest import create_topic, duckdb_delta
+from kafkalake.exceptions import ExpectationError, InvalidArgumentError, TableError
+from kafkalake.pipeline import parse_duration
+
+T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+
+
+def events(n: int, start: int = 0, *, minutes: float = 10.0, dup_every: int = 0) -> pa.Table:
+    """IoT-like rows: eventId, deviceId, type, value, createdAt spread over ``minutes``."""
+    rows = []
+    for i in range(start, start + n):
+        rows.append(
+            {
+                "eventId": f"e{i}",
+                "deviceId": None if i % 97 == 1 else f"d{i % 13}",
+                "type": ["CO2", "TEMP", "HUM"][i % 3],
+                "value": float((i * 37) % 120),
+                "createdAt": T0 + timedelta(seconds=(i % n) * minutes * 60 / n + start),
+            }
+        )
+        if dup_every and i % dup_every == 0:
+            rows.append(dict(rows[-1]))
+    schema = pa.schema(
+        [
+            ("eventId", pa.string()),
+            ("deviceId", pa.string()),
+            ("type", pa.string()),
+            ("value", pa.float64()),
+            ("createdAt", pa.timestamp("us", tz="UTC")),
+        ]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def stage_pipeline(src: Path, stages: dict[str, dict[str, Any]]) -> kafkalake.pipeline.Pipeline:
+    """``stages`` ({"silver.x": {...}}) fed by the existing table ``src``, as a
+    Pipeline whose bronze entry is not run."""
+    doc: dict[str, Any] = {
+        "bronze": {
+            "src": {"table": str(src), "topics": ["unused"], "bootstrap_servers": "unused:1"}
+        }
+    }
+    for key, spec in stages.items():
+        kind, name = key.split(".")
+        doc.setdefault(kind, {})[name] = spec
+    return kafkalake.pipeline.load(doc)
+
+
+def run_stages(p: kafkalake.pipeline.Pipeline) -> dict[str, kafkalake.pipeline.StageReport]:
+    out = {}
+    for e in p.entries:
+        if e.kind != "bronze":
+            r = kafkalake.pipeline.run_entry(p, e)
+            assert isinstance(r, kafkalake.pipeline.StageReport)
+            out[e.key] = r
+    return out
+
+
+def rows(table: Path, sql: str) -> list[tuple[Any, ...]]:
+    t = duckdb_delta(table, sql)
+    return [tuple(r.values()) for r in t.to_pylist()]
+
+
+SILVER = {
+    "from": "bronze.src",
+    "dedupe": {"key": ["eventId"], "time": "createdAt", "within": "10m"},
+    "where": "deviceId IS NOT NULL",
+    "expect": {"value_in_range": {"check": "value BETWEEN 0 AND 100", "on_violation": "drop"}},
+    "table_properties": {"quality": "silver"},
+}
+GOLD = {
+    "from": "silver.iot",
+    "window": {"time": "createdAt", "size": "1m", "watermark": "2m"},
+    "group_by": ["type"],
+    "aggregates": {"events": "count(*)", "avg_value": "avg(value)", "max_value": "max(value)"},
+    "table_properties": {"quality": "gold"},
+}
+GOLD_QUERY = (
+    "SELECT epoch_us(window_start) // 60000000 AS w, type, events, round(avg_value, 6), "
+    "max_value FROM t ORDER BY ALL"
+)
+BATCH_QUERY = (
+    'SELECT epoch_us("createdAt") // 60000000 AS w, type, count(*), round(avg(value), 6), '
+    "max(value) FROM t GROUP BY ALL ORDER BY ALL"
+)
+
+
+def expected_silver(source: Path) -> list[tuple[Any, ...]]:
+    """One batch query: the first row per eventId, filtered, in range."""
+    return rows(
+        source,
+        'SELECT DISTINCT "eventId" FROM t WHERE "deviceId" IS NOT NULL '
+        "AND value BETWEEN 0 AND 100 ORDER BY 1",
+    )
+
+
+def test_silver_and_gold_equal_one_batch_query_after_every_run(tmp_path: Path) -> None:
+    src, silver, gold = tmp_path / "bronze", tmp_path / "silver", tmp_path / "gold"
+    p = stage_pipeline(
+        src,
+        {"silver.iot": {**SILVER, "table": str(silver)}, "gold.iot": {**GOLD, "table": str(gold)}},
+    )
+    produced = 0
+    for run in range(4):
+        # New rows in several commits, 1 % re-sent; times move forward.
+        for _ in range(3):
+            write_deltalake(src, events(500, produced, dup_every=100), mode="append")
+            produced += 500
+        reports = run_stages(p)
+        assert rows(silver, 'SELECT "eventId" FROM t ORDER BY 1') == expected_silver(src)
+        # No late rows here (times only move forward): every window matches.
+        assert reports["gold.iot"].late == 0
+        assert rows(gold, GOLD_QUERY) == rows(silver, BATCH_QUERY), f"run {run}"
+        s = reports["silver.iot"]
+        assert s.deduplicated == 15, s
+        assert s.expectations["value_in_range"][0] == "drop"
+        assert s.expectations["value_in_range"][1] > 0
+    assert DeltaTable(str(silver)).metadata().configuration["quality"] == "silver"
+    assert DeltaTable(str(gold)).metadata().configuration["quality"] == "gold"
+    # Data quality over time in the table's history.
+    info = DeltaTable(str(silver)).history(1)[0]["kafkalake.stage"]
+    assert info["expectations"]["value_in_range"]["failed"] > 0
+    assert info["deduplicated"] == 15
+    # A rerun with nothing new changes nothing.
+    before = DeltaTable(str(gold)).version()
+    reports = run_stages(p)
+    assert reports["silver.iot"].versions is None
+    assert DeltaTable(str(gold)).version() == before
+
+
+def test_dedupe_within_the_horizon_only(tmp_path: Path) -> None:
+    src, silver = tmp_path / "bronze", tmp_path / "silver"
+    t = events(3)
+    write_deltalake(src, t)
+    # e0 again 5 minutes later (a duplicate), e1 again 20 minutes later (a new event).
+    again = t.slice(0, 2).to_pylist()
+    again[0]["createdAt"] += timedelta(minutes=5)
+    again[1]["createdAt"] += timedelta(minutes=20)
+    p = stage_pipeline(
+        src,
+        {
+            "silver.iot": {
+                "from": "bronze.src",
+                "dedupe": {"key": ["eventId"], "time": "createdAt", "within": "10m"},
+                "table": str(silver),
+            }
+        },
+    )
+    run_stages(p)
+    write_deltalake(src, pa.Table.from_pylist(again, schema=t.schema), mode="append")
+    r = run_stages(p)["silver.iot"]
+    assert r.deduplicated == 1
+    assert rows(silver, 'SELECT "eventId", count(*) FROM t GROUP BY 1 ORDER BY 1') == [
+        ("e0", 1),
+        ("e1", 2),
+        ("e2", 1),
+    ]
+
+
+def test_expectations_warn_drop_quarantine_and_fail(tmp_path: Path) -> None:
+    src, silver = tmp_path / "bronze", tmp_path / "silver"
+    write_deltalake(src, events(300))
+    expect = {
+        "has_device": {"check": "deviceId IS NOT NULL", "on_violation": "quarantine"},
+        "low": {"check": "value < 100", "on_violation": "drop"},
+        "even": {"check": "value % 2 = 0", "on_violation": "warn"},
+    }
+    p = stage_pipeline(
+        src, {"silver.iot": {"from": "bronze.src", "table": str(silver), "expect": expect}}
+    )
+    r = run_stages(p)["silver.iot"]
+    no_device = rows(src, 'SELECT count(*) FROM t WHERE "deviceId" IS NULL')[0][0]
+    high = rows(src, "SELECT count(*) FROM t WHERE value >= 100")[0][0]
+    odd = rows(src, "SELECT count(*) FROM t WHERE value % 2 <> 0")[0][0]
+    assert r.expectations == {
+        "has_device": ("quarantine", no_device),
+        "low": ("drop", high),
+        "even": ("warn", odd),
+    }
+    kept = rows(silver, "SELECT count(*) FROM t")[0][0]
+    both = rows(src, 'SELECT count(*) FROM t WHERE "deviceId" IS NULL OR value >= 100')[0][0]
+    assert kept == 300 - both
+    q = rows(Path(f"{silver}_quarantine"), 'SELECT "eventId", _failed_expectations FROM t')
+    assert len(q) == no_device == r.quarantined
+    assert all("has_device" in names for _, names in q)
+    # fail: nothing committed, the error names the check and shows a row.
+    write_deltalake(src, events(10, 1000), mode="append")
+    version = DeltaTable(str(silver)).version()
+    p = stage_pipeline(
+        src,
+        {
+            "silver.iot": {
+                "from": "bronze.src",
+                "table": str(silver),
+                "expect": {"small": {"check": "value < 5", "on_violation": "fail"}},
+            }
+        },
+    )
+    with pytest.raises(ExpectationError, match=r"expectation 'small' \(value < 5\).*eventId"):
+        run_stages(p)
+    assert DeltaTable(str(silver)).version() == version
+
+
+def test_late_rows_within_and_beyond_the_watermark(tmp_path: Path) -> None:
+    src, gold = tmp_path / "silver", tmp_path / "gold"
+    schema = events(1).schema
+
+    def at(minute: float, i: int) -> dict[str, Any]:
+        return {
+            "eventId": f"l{i}",
+            "deviceId": "d",
+            "type": "CO2",
+            "value": 1.0,
+            "createdAt": T0 + timedelta(minutes=minute),
+        }
+
+    window = {"time": "createdAt", "size": "1m", "watermark": "2m", "keep_late": True}
+    p = stage_pipeline(
+        src,
+        {
+            "gold.g": {
+                "from": "bronze.src",
+                "table": str(gold),
+                "window": window,
+                "aggregates": {"n": "count(*)"},
+            }
+        },
+    )
+    write_deltalake(src, pa.Table.from_pylist([at(m, m) for m in range(6)], schema=schema))
+    assert run_stages(p)["gold.g"].late == 0
+    # Latest event 10:05, watermark 10:03: 10:04:30 is on time, 10:01:30 is late.
+    write_deltalake(
+        src,
+        pa.Table.from_pylist([at(4.5, 10), at(1.5, 11), at(6, 12)], schema=schema),
+        mode="append",
+    )
+    r = run_stages(p)["gold.g"]
+    assert r.late == 1
+    got = dict(
+        rows(
+            gold,
+            f"SELECT epoch_us(window_start) // 60000000 - {int(T0.timestamp()) // 60}, n FROM t",
+        )
+    )
+    assert got == {0: 1, 1: 1, 2: 1, 3: 1, 4: 2, 5: 1, 6: 1}, got
+    late = rows(Path(f"{gold}_late"), 'SELECT "eventId" FROM t')
+    assert late == [("l11",)]
+
+
+def test_gold_without_a_window_counts_per_group(tmp_path: Path) -> None:
+    src, gold = tmp_path / "silver", tmp_path / "gold"
+    p = stage_pipeline(
+        src,
+        {
+            "gold.per_type": {
+                "from": "bronze.src",
+                "table": str(gold),
+                "group_by": ["type"],
+                "aggregates": {"n": "count(eventId)", "total": "sum(value)", "low": "min(value)"},
+            }
+        },
+    )
+    for i in range(3):
+        write_deltalake(src, events(200, i * 200), mode="append")
+        run_stages(p)
+        assert rows(gold, "SELECT type, n, total, low FROM t ORDER BY 1") == rows(
+            src,
+            'SELECT type, count("eventId"), sum(value), min(value) FROM t GROUP BY 1 ORDER BY 1',
+        )
+    # One row per group, however many runs.
+    assert len(DeltaTable(str(gold)).file_uris()) == 1
+
+
+def test_compacted_source_between_and_before_runs(tmp_path: Path) -> None:
+    src, silver = tmp_path / "bronze", tmp_path / "silver"
+    p = stage_pipeline(src, {"silver.iot": {"from": "bronze.src", "table": str(silver)}})
+    for i in range(4):
+        write_deltalake(src, events(50, i * 50), mode="append")
+    run_stages(p)
+    # Compactions of files already read, then of files not read yet.
+    for i in range(4, 8):
+        write_deltalake(src, events(50, i * 50), mode="append")
+    DeltaTable(str(src)).optimize.compact()
+    for i in range(8, 12):
+        write_deltalake(src, events(50, i * 50), mode="append")
+    DeltaTable(str(src)).optimize.compact()
+    run_stages(p)
+    assert rows(silver, 'SELECT count(*), count(DISTINCT "eventId") FROM t') == [(600, 600)]
+
+
+def test_a_source_that_deletes_rows_is_refused(tmp_path: Path) -> None:
+    src, silver = tmp_path / "bronze", tmp_path / "silver"
+    p = stage_pipeline(src, {"silver.iot": {"from": "bronze.src", "table": str(silver)}})
+    write_deltalake(src, events(50))
+    run_stages(p)
+    DeltaTable(str(src)).delete("value > 50")
+    version = DeltaTable(str(src)).version()
+    with pytest.raises(TableError, match=f"version {version} of the source .* deletes or updates"):
+        run_stages(p)
+
+
+def test_two_runs_at_once_process_each_row_once(tmp_path: Path) -> None:
+    src, silver, gold = tmp_path / "bronze", tmp_path / "silver", tmp_path / "gold"
+    p = stage_pipeline(
+        src,
+        {"silver.iot": {**SILVER, "table": str(silver)}, "gold.iot": {**GOLD, "table": str(gold)}},
+    )
+    for i in range(10):
+        write_deltalake(src, events(200, i * 200, dup_every=50), mode="append")
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def go() -> None:
+        try:
+            barrier.wait()
+            run_stages(p)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=go) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not errors, errors
+    assert rows(silver, 'SELECT "eventId" FROM t ORDER BY 1') == expected_silver(src)
+    assert rows(gold, GOLD_QUERY) == rows(silver, BATCH_QUERY)
+
+
+def test_bad_pipelines_fail_before_any_work(tmp_path: Path) -> None:
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({}, "declares nothing"),
+        ({"silver": {"s": {"table": "x"}}}, "needs from"),
+        ({"silver": {"s": {"table": "x", "from": "bronze.nope"}}}, "does not declare"),
+        ({"silver": {"s": {"table": "x", "from": "silver.s"}}}, "cycle"),
+        ({"gold": {"g": {"table": "x", "from": "gold.g", "aggregates": {}}}}, "aggregates"),
+        ({"silver": {"s": {"table": "x", "from": "silver.s", "wher": "1"}}}, "unknown key"),
+        (
+            {"silver": {"s": {"table": "x", "from": "s", "dedupe": {"key": ["a"], "time": "t"}}}},
+            "both time and within",
+        ),
+        (
+            {
+                "silver": {
+                    "s": {
+                        "table": "x",
+                        "from": "s",
+                        "expect": {"e": {"check": "1", "on_violation": "explode"}},
+                    }
+                }
+            },
+            "on_violation",
+        ),
+        ({"storage_options": {"k": "${KAFKALAKE_TEST_UNSET}"}, "silver": {}}, "not set"),
+        ({"nonsense": {}}, "unknown top-level"),
+    ]
+    for doc, message in cases:
+        with pytest.raises(InvalidArgumentError, match=message):
+            kafkalake.pipeline.load(doc)
+    assert parse_duration("10m", "x") == 600_000_000
+    assert parse_duration("500ms", "x") == 500_000
+    with pytest.raises(InvalidArgumentError, match="duration"):
+        parse_duration("ten minutes", "x")
+    # Aggregates the engine does not merge are refused by name.
+    write_deltalake(tmp_path / "src", events(5))
+    p = stage_pipeline(
+        tmp_path / "src",
+        {
+            "gold.g": {
+                "from": "bronze.src",
+                "table": str(tmp_path / "g"),
+                "aggregates": {"m": "median(value)"},
+            }
+        },
+    )
+    with pytest.raises(InvalidArgumentError, match="write one of count"):
+        run_stages(p)
+    assert not (tmp_path / "g").exists()
+
+
+# --- The seeds' chains, from the real broker ------------------------------------------
+
+
+def write_pipeline(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "pipelines"
+
+
+def example(name: str, lake: Path, servers: str, topic: str) -> dict[str, Any]:
+    """The lab's pipeline file from examples/, with its tables under ``lake``
+    and its bronze ingest reading ``topic`` from ``servers``."""
+    import tomllib
+
+    doc = tomllib.loads((EXAMPLES / name).read_text())
+    for kind in ("bronze", "silver", "gold"):
+        for e in doc.get(kind, {}).values():
+            e["table"] = str(lake / e["table"])
+            if kind == "bronze":
+                e.update(bootstrap_servers=servers, topics=[topic], max_latency=0.5)
+    return doc
+
+
+@pytest.mark.broker
+def test_seed_001_iot_dedupe_and_per_minute_gold(
+    durable_broker: str, topic: str, tmp_path: Path
+) -> None:
+    create_topic(durable_broker, topic, 4)
+    doc = example("iot.toml", tmp_path, durable_broker, topic)
+    lake = tmp_path / "lake"
+    bronze, silver, gold = (
+        lake / "bronze" / "iot",
+        lake / "silver" / "iot",
+        lake / "gold" / "iot_per_minute",
+    )
+    start = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    for i in range(2):
+        kafkalake.produce(
+            "iot",
+            topic,
+            bootstrap_servers=durable_broker,
+            count=10_000,
+            duplicate_ratio=0.01,
+            seed=i,
+            start_time=start + timedelta(minutes=30 * i),
+            progress=False,
+        )
+        report = kafkalake.pipeline.run(doc, progress=False)
+        assert rows(bronze, "SELECT count(*) FROM t")[0][0] == 10_000 * (i + 1)
+        dupes = rows(bronze, 'SELECT count(*) - count(DISTINCT "eventId") FROM t')[0][0]
+        assert dupes > 0, "the generator re-sent some events"
+        assert rows(silver, 'SELECT count(*) - count(DISTINCT "eventId") FROM t') == [(0,)]
+        assert rows(silver, 'SELECT count(DISTINCT "eventId") FROM t') == rows(
+            bronze, 'SELECT count(DISTINCT "eventId") FROM t WHERE "deviceId" IS NOT NULL'
+        )
+        assert rows(gold, GOLD_QUERY) == rows(silver, BATCH_QUERY)
+        assert report.stages["silver.iot"].deduplicated > 0
+    for table, quality in ((bronze, "bronze"), (silver, "silver"), (gold, "gold")):
+        assert DeltaTable(str(table)).metadata().configuration["quality"] == quality
+
+
+@pytest.mark.broker
+def test_seed_002_search_silver_without_cha_and_gold_per_searcher(
+    durable_broker: str, topic: str, tmp_path: Path
+) -> None:
+    create_topic(durable_broker, topic, 2)
+    doc = example("search.toml", tmp_path, durable_broker, topic)
+    lake = tmp_path / "lake"
+    bronze, silver, gold = (
+        lake / "bronze" / "search",
+        lake / "silver" / "search",
+        lake / "gold" / "search",
+    )
+    for i in range(2):
+        kafkalake.produce(
+            "search", topic, bootstrap_servers=durable_broker, count=3000, seed=i, progress=False
+        )
+        kafkalake.pipeline.run(doc, progress=False)
+        assert rows(silver, "SELECT count(*) FROM t WHERE content_search = 'Chá'") == [(0,)]
+        assert rows(bronze, "SELECT count(*) FROM t WHERE content_search = 'Chá'")[0][0] > 0
+        assert rows(silver, "SELECT count(*) FROM (SELECT DISTINCT * FROM t)") == rows(
+            silver, "SELECT count(*) FROM t"
+        )
+        assert rows(silver, "SELECT count(*) FROM t") == rows(
+            bronze, "SELECT count(*) FROM (SELECT DISTINCT * FROM t) WHERE content_search <> 'Chá'"
+        )
+        assert rows(gold, "SELECT id, total_search FROM t ORDER BY 1") == rows(
+            silver, "SELECT id, count(content_search) FROM t GROUP BY 1 ORDER BY 1"
+        )
+
+
+@pytest.mark.broker
+def test_seed_000_clickstream_gold_per_category_per_minute(
+    durable_broker: str, topic: str, tmp_path: Path
+) -> None:
+    create_topic(durable_broker, topic, 2)
+    doc = example("clickstream.toml", tmp_path, durable_broker, topic)
+    lake = tmp_path / "lake"
+    kafkalake.produce(
+        "clickstream", topic, bootstrap_servers=durable_broker, count=5000, progress=False
+    )
+    kafkalake.pipeline.run(doc, progress=False)
+    got = rows(
+        lake / "gold" / "clicks_per_category",
+        "SELECT epoch_us(window_start) // 60000000, category, views, "
+        "carts, purchases, round(revenue, 6) FROM t ORDER BY ALL",
+    )
+    want = rows(
+        lake / "bronze" / "clicks",
+        'SELECT epoch_us("timestamp") // 60000000, category, '
+        "count(*) FILTER (action = 'view'), count(*) FILTER (action = 'add_to_cart'), "
+        "count(*) FILTER (action = 'purchase'), round(coalesce(sum(price) FILTER "
+        "(action = 'purchase'), 0), 6) FROM t GROUP BY ALL ORDER BY ALL",
+    )
+    assert got == want
+    assert sum(r[4] for r in got) > 0
+
+
+KILL_PIPELINE = """
+[bronze.iot]
+topics = ["{topic}"]
+table = "lake/bronze"
+bootstrap_servers = "{servers}"
+max_latency = 0.2
+max_rows = 500
+
+[silver.iot]
+from = "bronze.iot"
+table = "lake/silver"
+dedupe = {{ key = ["eventId"], time = "createdAt", within = "10m" }}
+max_versions = 3
+
+[gold.iot]
+from = "silver.iot"
+table = "lake/gold"
+window = {{ time = "createdAt", size = "1m", watermark = "1h" }}
+group_by = ["type"]
+aggregates = {{ events = "count(*)", avg_value = "avg(value)", max_value = "max(value)" }}
+max_versions = 2
+"""
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_kill_9_at_random_points_ends_exact(
+    durable_broker: str, topic: str, tmp_path: Path
+) -> None:
+    create_topic(durable_broker, topic, 2)
+    file = write_pipeline(
+        tmp_path / "p.toml", KILL_PIPELINE.format(topic=topic, servers=durable_broker)
+    )
+    rng = random.Random(7)
+    start = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    cmd = [sys.executable, "-m", "kafkalake.cli", "pipeline", "run", str(file)]
+    killed = produced = 0
+    duration = None
+    # New events before every run; runs killed at random points of a run's
+    # length (measured on the first, which is not killed) until ten were.
+    for i in range(40):
+        kafkalake.produce(
+            "iot",
+            topic,
+            bootstrap_servers=durable_broker,
+            count=1500,
+            duplicate_ratio=0.01,
+            seed=i,
+            start_time=start + timedelta(minutes=3 * i),
+            progress=False,
+        )
+        produced += 1500
+        log = tmp_path / f"run-{i}.log"
+        with log.open("wb") as err:
+            began = time.monotonic()
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+            try:
+                wait = None if duration is None else rng.uniform(0.05, 0.95) * duration
+                code = proc.wait(timeout=wait)
+                assert code == 0, log.read_text()[-3000:]
+                duration = duration or time.monotonic() - began
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed += 1
+            proc.wait(timeout=30)
+        if killed == 10:
+            break
+    assert killed == 10
+    done = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert set(report["stages"]) == {"silver.iot", "gold.iot"}
+    lake = tmp_path / "lake"
+    assert rows(lake / "bronze", "SELECT count(*) FROM t") == [(produced,)]
+    assert rows(lake / "silver", 'SELECT count(*) - count(DISTINCT "eventId") FROM t') == [(0,)]
+    assert rows(lake / "silver", 'SELECT count(DISTINCT "eventId") FROM t') == rows(
+        lake / "bronze", 'SELECT count(DISTINCT "eventId") FROM t'
+    )
+    assert rows(lake / "gold", GOLD_QUERY) == rows(lake / "silver", BATCH_QUERY)
+
+
+def test_cli_pipeline_run_reports_and_fails_loudly(tmp_path: Path) -> None:
+    write_deltalake(tmp_path / "bronze", events(100))
+    file = write_pipeline(
+        tmp_path / "p.toml",
+        """
+[bronze.src]
+table = "bronze"
+topics = ["unused"]
+bootstrap_servers = "unused:1"
+
+[silver.s]
+from = "bronze.src"
+table = "silver"
+where = "value < 50"
+""",
+    )
+    cmd = [sys.executable, "-m", "kafkalake.cli", "pipeline", "run", str(file)]
+    ok = subprocess.run(
+        [*cmd, "--stage", "silver.s", "--json"], capture_output=True, text=True, timeout=120
+    )
+    assert ok.returncode == 0, ok.stderr
+    stage = json.loads(ok.stdout)["stages"]["silver.s"]
+    assert stage["rows_in"] == 100
+    assert (
+        stage["rows_out"]
+        == rows(tmp_path / "bronze", "SELECT count(*) FROM t WHERE value < 50")[0][0]
+    )
+    bad = subprocess.run(
+        [*cmd, "--stage", "gold.nope"], capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode == 2
+    assert "no stage 'gold.nope'" in bad.stderr
+    (tmp_path / "broken.toml").write_text("[silver.s\n")
+    bad = subprocess.run(
+        [sys.executable, "-m", "kafkalake.cli", "pipeline", "run", str(tmp_path / "broken.toml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "not valid TOML" in bad.stderr
+
+
+def test_a_python_transform_over_arrow(tmp_path: Path) -> None:
+    import polars as pl
+    import pyarrow.compute as pc
+
+    src = tmp_path / "bronze"
+    write_deltalake(src, events(100))
+
+    def doubled(t: pa.Table) -> pa.Table:
+        return t.append_column("double", pc.multiply(t["value"], 2))
+
+    p = stage_pipeline(
+        src,
+        {
+            "silver.a": {
+                "from": "bronze.src",
+                "table": str(tmp_path / "a"),
+                "transform": doubled,
+                "where": "double > 100",
+            }
+        },
+    )
+    run_stages(p)
+    assert rows(tmp_path / "a", "SELECT count(*), min(double) FROM t") == rows(
+        src, "SELECT count(*), min(value * 2) FROM t WHERE value * 2 > 100"
+    )
+
+    p = stage_pipeline(
+        src,
+        {
+            "silver.b": {
+                "from": "bronze.src",
+                "table": str(tmp_path / "b"),
+                "transform_input": "polars",
+                "transform": lambda df: df.with_columns((pl.col("value") + 1).alias("plus")),
+            }
+        },
+    )
+    run_stages(p)
+    assert rows(tmp_path / "b", "SELECT sum(plus) FROM t") == rows(
+        src, "SELECT sum(value + 1) FROM t"
+    )
+
+    def broken(t: pa.Table) -> pa.Table:
+        raise RuntimeError("no such sensor")
+
+    p = stage_pipeline(
+        src, {"silver.c": {"from": "bronze.src", "table": str(tmp_path / "c"), "transform": broken}}
+    )
+    with pytest.raises(TableError, match=r"'silver\.c': its transform raised.*no such sensor"):
+        run_stages(p)
+    assert not (tmp_path / "c").exists()
+    with pytest.raises(InvalidArgumentError, match="transform must be a callable"):
+        stage_pipeline(src, {"silver.d": {"from": "bronze.src", "table": "d", "transform": 3}})
