@@ -23,6 +23,7 @@ use crate::decode::{
     METADATA_COLUMNS,
 };
 use crate::error::{Error, Result};
+use crate::histogram::Histogram;
 use crate::kafka::consumer::{BatchingConsumer, ConsumedBatch, ConsumerOptions, OffsetLookup};
 use crate::memory::AllocatorTuning;
 use crate::sink::capture::{self, CaptureOptions};
@@ -172,8 +173,10 @@ pub struct IngestMetrics {
     pub group_rejoins: AtomicU64,
     /// Stop requested.
     pub cancel: AtomicBool,
-    /// Commit latencies, seconds.
-    latencies: Mutex<Vec<f64>>,
+    /// Seconds from a batch's first message in hand to its rows committed.
+    pub commit_latency: Histogram,
+    /// Seconds from each message's Kafka timestamp to its row committed.
+    pub end_to_end_latency: Histogram,
     /// (topic, partition, next offset, high watermark).
     lag: Mutex<Vec<(String, i32, i64, i64)>>,
     started: Mutex<Option<Instant>>,
@@ -187,17 +190,6 @@ impl IngestMetrics {
             .ok()
             .and_then(|s| *s)
             .map_or(0.0, |s| s.elapsed().as_secs_f64())
-    }
-
-    /// Commit latency percentiles (p50, p99), seconds.
-    pub fn commit_latency(&self) -> (f64, f64) {
-        let mut v = self.latencies.lock().map(|l| l.clone()).unwrap_or_default();
-        if v.is_empty() {
-            return (0.0, 0.0);
-        }
-        v.sort_by(f64::total_cmp);
-        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        (at(0.5), at(0.99))
     }
 
     /// The counters so far, as a report.
@@ -636,6 +628,11 @@ impl Ingest {
         for ((t, p), buf) in batch.partitions {
             by_topic.entry(t).or_default().push((p, buf.messages));
         }
+        let stamps: Vec<i64> = by_topic
+            .values()
+            .flatten()
+            .flat_map(|(_, msgs)| msgs.iter().filter_map(|m| m.timestamp_ms))
+            .collect();
         let t0 = Instant::now();
         let raw = matches!(self.opts.sink, SinkSpec::Capture(_));
         for (topic, parts) in by_topic {
@@ -697,9 +694,10 @@ impl Ingest {
             self.write_to_sink(&topic, chunks)?;
         }
         m.batches.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut l) = m.latencies.lock() {
-            l.push(t0.elapsed().as_secs_f64());
-        }
+        m.commit_latency.observe(t0.elapsed().as_secs_f64());
+        let now = chrono::Utc::now().timestamp_millis();
+        m.end_to_end_latency
+            .observe_all(stamps.iter().map(|&ts| (now - ts) as f64 / 1000.0));
         // The data is durable: let lag tools see the progress. A failure here
         // loses nothing (the sink is the source of truth), so it is not fatal.
         let _ = self.consumer.commit(&offsets);

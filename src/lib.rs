@@ -6,6 +6,7 @@
 pub mod decode;
 pub mod error;
 pub mod generate;
+pub mod histogram;
 pub mod ingest;
 pub mod kafka;
 pub mod memory;

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -270,3 +271,11 @@ def duckdb_delta(table: str | Path, sql: str = "SELECT * FROM t") -> Any:
         return con.execute(sql).to_arrow_table()
     finally:
         con.close()
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float = 120.0) -> None:
+    """Poll ``check()`` until it is true; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)

@@ -25,7 +25,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 import kafkalake
-from conftest import create_topic, duckdb_delta
+from conftest import create_topic, duckdb_delta, wait_until
 from kafkalake.exceptions import ExpectationError, InvalidArgumentError, TableError
 from kafkalake.pipeline import parse_duration
 
@@ -350,6 +350,43 @@ def test_two_runs_at_once_process_each_row_once(tmp_path: Path) -> None:
     for t in threads:
         t.join(300)
     assert not errors, errors
+    assert rows(silver, 'SELECT "eventId" FROM t ORDER BY 1') == expected_silver(src)
+    assert rows(gold, GOLD_QUERY) == rows(silver, BATCH_QUERY)
+
+
+def test_stages_read_only_the_target_files_new_rows_can_reach(tmp_path: Path) -> None:
+    src, silver, gold = tmp_path / "bronze", tmp_path / "silver", tmp_path / "gold"
+    p = stage_pipeline(
+        src,
+        {"silver.iot": {**SILVER, "table": str(silver)}, "gold.iot": {**GOLD, "table": str(gold)}},
+    )
+    # Ten hours, ten minutes of events each, one source version and one run
+    # per hour: a silver file per hour, gold files per hour.
+    for h in range(10):
+        write_deltalake(src, events(400, h * 3600), mode="append")
+        run_stages(p)
+    silver_rows = rows(silver, "SELECT count(*) FROM t")[0][0]
+    gold_rows = rows(gold, "SELECT count(*) FROM t")[0][0]
+    # The next hour: no earlier hour lies within the 10-minute horizon or
+    # holds one of its windows, so nothing of the targets is read.
+    write_deltalake(src, events(400, 10 * 3600), mode="append")
+    r = run_stages(p)
+    assert r["silver.iot"].rows_in == 400 and r["silver.iot"].rows_out > 0
+    assert r["silver.iot"].target_rows_read == 0 < silver_rows
+    assert r["gold.iot"].target_rows_read == 0 < gold_rows
+    # Hour 9 sent again: only hour 9's silver file is read, and every row of
+    # it is found (nothing new lands).
+    before = rows(silver, "SELECT count(*) FROM t")
+    write_deltalake(src, events(400, 9 * 3600), mode="append")
+    r = run_stages(p)
+    hour_9 = rows(
+        silver,
+        "SELECT count(*) FROM t WHERE \"createdAt\" >= TIMESTAMPTZ '2026-01-05 19:00:00+00' "
+        "AND \"createdAt\" < TIMESTAMPTZ '2026-01-05 20:00:00+00'",
+    )[0][0]
+    assert r["silver.iot"].target_rows_read == hour_9 > 0
+    assert r["silver.iot"].rows_out == 0
+    assert rows(silver, "SELECT count(*) FROM t") == before
     assert rows(silver, 'SELECT "eventId" FROM t ORDER BY 1') == expected_silver(src)
     assert rows(gold, GOLD_QUERY) == rows(silver, BATCH_QUERY)
 
@@ -701,3 +738,115 @@ def test_a_python_transform_over_arrow(tmp_path: Path) -> None:
     assert not (tmp_path / "c").exists()
     with pytest.raises(InvalidArgumentError, match="transform must be a callable"):
         stage_pipeline(src, {"silver.d": {"from": "bronze.src", "table": "d", "transform": 3}})
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_two_pipeline_processes_at_once_end_exact(
+    durable_broker: str, topic: str, tmp_path: Path
+) -> None:
+    create_topic(durable_broker, topic, 2)
+    file = write_pipeline(
+        tmp_path / "p.toml", KILL_PIPELINE.format(topic=topic, servers=durable_broker)
+    )
+    cmd = [sys.executable, "-m", "kafkalake.cli", "pipeline", "run", str(file), "--json"]
+    produced = 0
+    start = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    # Three rounds of new events, each run by two whole pipelines at once: one
+    # consumer group for the bronze ingests, racing commits for the stages.
+    for i in range(3):
+        kafkalake.produce(
+            "iot",
+            topic,
+            bootstrap_servers=durable_broker,
+            count=3000,
+            duplicate_ratio=0.01,
+            seed=100 + i,
+            start_time=start + timedelta(minutes=5 * i),
+            progress=False,
+        )
+        produced += 3000
+        procs = [
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        for proc in procs:
+            out, err = proc.communicate(timeout=600)
+            assert proc.returncode == 0, err[-3000:]
+            assert set(json.loads(out)["stages"]) == {"silver.iot", "gold.iot"}
+    lake = tmp_path / "lake"
+    assert rows(lake / "bronze", "SELECT count(*) FROM t") == [(produced,)]
+    assert rows(lake / "silver", 'SELECT count(*) - count(DISTINCT "eventId") FROM t') == [(0,)]
+    assert rows(lake / "silver", 'SELECT count(DISTINCT "eventId") FROM t') == rows(
+        lake / "bronze", 'SELECT count(DISTINCT "eventId") FROM t'
+    )
+    assert rows(lake / "gold", GOLD_QUERY) == rows(lake / "silver", BATCH_QUERY)
+
+
+FOREVER_PIPELINE = """
+[bronze.src]
+table = "bronze"
+topics = ["unused"]
+bootstrap_servers = "unused:1"
+
+[silver.iot]
+from = "bronze.src"
+table = "silver"
+dedupe = { key = ["eventId"], time = "createdAt", within = "10m" }
+where = "deviceId IS NOT NULL"
+expect.value_in_range = { check = "value BETWEEN 0 AND 100", on_violation = "drop" }
+max_versions = 2
+
+[gold.iot]
+from = "silver.iot"
+table = "gold"
+window = { time = "createdAt", size = "1m", watermark = "1h" }
+group_by = ["type"]
+aggregates = { events = "count(*)", avg_value = "avg(value)", max_value = "max(value)" }
+"""
+
+
+def test_ctrl_c_stops_a_forever_run_between_commits(tmp_path: Path) -> None:
+    src, silver, gold = tmp_path / "bronze", tmp_path / "silver", tmp_path / "gold"
+    write_deltalake(src, events(300, dup_every=40))
+    file = write_pipeline(tmp_path / "p.toml", FOREVER_PIPELINE)
+    cmd = [sys.executable, "-m", "kafkalake.cli", "pipeline", "run", str(file)]
+    stages = ["--stage", "silver.iot", "--stage", "gold.iot"]
+
+    def caught_up() -> bool:
+        if not (gold / "_delta_log").exists():
+            return False
+        want = expected_silver(src)
+        got = rows(silver, 'SELECT "eventId" FROM t ORDER BY 1')
+        return got == want and rows(gold, GOLD_QUERY) == rows(silver, BATCH_QUERY)
+
+    proc = subprocess.Popen(
+        [*cmd, *stages, "--until", "forever", "--poll-interval", "0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until("the first pass", caught_up)
+        # New source versions while it runs are picked up by the next pass.
+        write_deltalake(src, events(300, 300, dup_every=40), mode="append")
+        wait_until("the source's new version", caught_up)
+        # Ctrl-C in the middle of work: many new versions, the signal as soon
+        # as the silver stage has committed the first of them.
+        before = DeltaTable(silver).version()
+        for i in range(12):
+            write_deltalake(src, events(100, 600 + i * 100), mode="append")
+        wait_until("a silver commit", lambda: DeltaTable(silver).version() > before)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "pipeline stopped" in err and "Traceback" not in err
+    assert "stopped by Ctrl-C" in out
+    # Whatever was committed is whole (no row twice, none half-written) and a
+    # rerun finishes the rest.
+    assert rows(silver, 'SELECT count(*) - count(DISTINCT "eventId") FROM t') == [(0,)]
+    done = subprocess.run([*cmd, *stages], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert caught_up()

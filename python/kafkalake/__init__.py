@@ -11,9 +11,10 @@ Quick start::
     print(report)
 """
 
-from kafkalake import exceptions, pipeline
+from kafkalake import admin, exceptions, jobs, pipeline
 from kafkalake._config import load_env_file
 from kafkalake._kafkalake import __version__
+from kafkalake.admin import lag
 from kafkalake.capture import read_capture
 from kafkalake.embedded import EmbeddedKafka
 from kafkalake.eventhubs import EventHubs
@@ -25,8 +26,18 @@ from kafkalake.ingest import (
     IngestReport,
     compact,
     ingest,
+    start_ingest,
 )
-from kafkalake.producer import Compression, ProduceReport, produce, produce_arrow
+from kafkalake.jobs import Job
+from kafkalake.monitor import Monitor, monitor
+from kafkalake.producer import (
+    Compression,
+    ProduceReport,
+    produce,
+    produce_arrow,
+    start_produce,
+    start_produce_arrow,
+)
 
 __all__ = [
     "PROFILES",
@@ -37,18 +48,27 @@ __all__ = [
     "EmbeddedKafka",
     "EventHubs",
     "IngestReport",
+    "Job",
+    "Monitor",
     "ProduceReport",
     "Profile",
     "__version__",
+    "admin",
     "compact",
     "exceptions",
     "generate",
     "ingest",
+    "jobs",
+    "lag",
     "load_env_file",
+    "monitor",
     "pipeline",
     "produce",
     "produce_arrow",
     "profile_schema",
     "read_capture",
     "sample",
+    "start_ingest",
+    "start_produce",
+    "start_produce_arrow",
 ]

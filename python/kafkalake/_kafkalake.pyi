@@ -11,10 +11,16 @@ __all__ = [
     "RawProduceJob",
     "__version__",
     "compact_table",
+    "create_topic",
+    "delete_topics",
+    "describe_topic",
     "generate",
+    "group_offsets",
+    "list_topics",
     "profile_schema",
     "profiles",
     "read_capture",
+    "reset_offsets",
     "run_stage",
     "sample_messages",
 ]
@@ -190,6 +196,7 @@ class RawIngest:
     def wait(self, timeout_s: float) -> bool: ...
     def cancel(self) -> None: ...
     def metrics(self) -> dict[str, Any]: ...
+    def histograms(self) -> dict[str, tuple[list[tuple[float, int]], int, float]]: ...
     def result(self) -> tuple[dict[str, Any], BaseException | None]: ...
 
 @final
@@ -219,3 +226,38 @@ class RawBatchConsumer:
     def commit(self, offsets: list[tuple[str, int, int]]) -> None: ...
     def assignment(self) -> list[tuple[str, int]]: ...
     def close(self) -> None: ...
+
+def group_offsets(
+    bootstrap_servers: str,
+    group: str,
+    topics: list[str],
+    config: dict[str, str],
+    connect_timeout_s: float,
+) -> list[tuple[str, int, int | None, int, int]]: ...
+def reset_offsets(
+    bootstrap_servers: str,
+    group: str,
+    topics: list[str],
+    config: dict[str, str],
+    connect_timeout_s: float,
+    to: str,
+    value: int | None = None,
+) -> list[tuple[str, int, int | None, int, int]]: ...
+def create_topic(
+    bootstrap_servers: str,
+    topic: str,
+    config: dict[str, str],
+    connect_timeout_s: float,
+    partitions: int | None,
+    replication_factor: int,
+    topic_config: list[tuple[str, str]],
+) -> None: ...
+def list_topics(
+    bootstrap_servers: str, config: dict[str, str], connect_timeout_s: float
+) -> list[tuple[str, int]]: ...
+def describe_topic(
+    bootstrap_servers: str, topic: str, config: dict[str, str], connect_timeout_s: float
+) -> tuple[list[tuple[int, int, list[int], list[int], int, int]], list[tuple[str, str]] | None]: ...
+def delete_topics(
+    bootstrap_servers: str, topics: list[str], config: dict[str, str], connect_timeout_s: float
+) -> None: ...

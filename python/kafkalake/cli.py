@@ -268,6 +268,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         capture_codec=args.capture_codec,
         caught_up_timeout=args.caught_up_timeout,
         table_properties=_config_pairs(args.table_property),
+        metrics_port=args.metrics_port,
     )
     if args.json:
         print(json.dumps(report.__dict__))
@@ -309,6 +310,7 @@ def cmd_pipeline_run(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval,
         storage_options=_config_pairs(args.storage_option),
         progress=False if args.json else None,
+        metrics_port=args.metrics_port,
     )
     if args.json:
         print(
@@ -316,6 +318,7 @@ def cmd_pipeline_run(args: argparse.Namespace) -> int:
                 {
                     "cycles": report.cycles,
                     "seconds": report.seconds,
+                    "interrupted": report.interrupted,
                     "bronze": {k: dataclasses.asdict(r) for k, r in report.bronze.items()},
                     "stages": {k: dataclasses.asdict(r) for k, r in report.stages.items()},
                 },
@@ -324,6 +327,74 @@ def cmd_pipeline_run(args: argparse.Namespace) -> int:
         )
     else:
         print(report)
+    return 130 if report.interrupted else 0
+
+
+def _add_metrics_port(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://<host>:PORT/metrics while running",
+    )
+
+
+def _group_target(args: argparse.Namespace) -> tuple[str, dict[str, str], list[str] | None]:
+    topic = args.topic[0] if args.topic and len(args.topic) == 1 else None
+    servers, config, eh_topic = _kafka_target(args, topic)
+    if not servers:
+        raise InvalidArgumentError(f"give --bootstrap-servers (or set ${BOOTSTRAP_ENV})")
+    topics = args.topic or ([eh_topic] if eh_topic else None)
+    return servers, config, topics
+
+
+def cmd_lag(args: argparse.Namespace) -> int:
+    from kafkalake.admin import lag
+
+    servers, config, topics = _group_target(args)
+    table = lag(
+        args.group,
+        topics,
+        bootstrap_servers=servers,
+        config=config,
+        connect_timeout=args.connect_timeout,
+        table=args.table,
+        name=args.name,
+        storage_options=_config_pairs(args.storage_option),
+    )
+    rows = table.to_pylist()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    cols = table.column_names
+    print("  ".join(f"{c:>16}" for c in cols))
+    for r in rows:
+        print("  ".join(f"{'-' if r[c] is None else r[c]:>16}" for c in cols))
+    print(f"total lag: {sum(r['lag'] for r in rows):,} messages")
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    import time
+
+    from kafkalake.monitor import Monitor
+
+    servers, config, topics = _group_target(args)
+    if not args.every > 0:
+        raise InvalidArgumentError(f"--every must be positive, got {args.every}")
+    m = Monitor(groups=[args.group], topics=topics, bootstrap_servers=servers, config=config)
+    n = 0
+    try:
+        while args.count is None or n < args.count:
+            s = m.read()
+            clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
+            sys.stdout.write(f"{clear}{m.text(s)}\n\n")
+            sys.stdout.flush()
+            n += 1
+            if args.count is None or n < args.count:
+                time.sleep(args.every)
+    except KeyboardInterrupt:
+        pass
     return 0
 
 
@@ -454,6 +525,7 @@ def parser() -> argparse.ArgumentParser:
     )
     ig.add_argument("-X", "--config", action="append", default=[], metavar="KEY=VALUE")
     ig.add_argument("-S", "--storage-option", action="append", default=[], metavar="KEY=VALUE")
+    _add_metrics_port(ig)
     ig.add_argument("--json", action="store_true")
     ig.set_defaults(func=cmd_ingest)
 
@@ -483,8 +555,35 @@ def parser() -> argparse.ArgumentParser:
         "--poll-interval", type=float, default=5.0, help="seconds between passes (forever)"
     )
     pr_run.add_argument("-S", "--storage-option", action="append", default=[], metavar="KEY=VALUE")
+    _add_metrics_port(pr_run)
     pr_run.add_argument("--json", action="store_true", help="print the report as JSON")
     pr_run.set_defaults(func=cmd_pipeline_run)
+
+    for name, helptext in (
+        ("lag", "show a consumer group's committed offsets and lag per partition"),
+        ("monitor", "watch a consumer group live: rates in and out, lag per partition"),
+    ):
+        g = sub.add_parser(name, help=helptext)
+        g.add_argument("--group", required=True, help="consumer group id (any group)")
+        g.add_argument(
+            "--topic", action="append", help="topic to show (default: all the group reads)"
+        )
+        g.add_argument("--bootstrap-servers", help=f"host:port[,…] (or ${BOOTSTRAP_ENV})")
+        _add_eventhubs_args(g)
+        g.add_argument("-X", "--config", action="append", default=[], metavar="KEY=VALUE")
+        g.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (default 10)")
+        if name == "lag":
+            g.add_argument("--table", help="a kafkalake Delta table fed by the group")
+            g.add_argument("--name", help="the ingest's name, if it was given one")
+            g.add_argument(
+                "-S", "--storage-option", action="append", default=[], metavar="KEY=VALUE"
+            )
+            g.add_argument("--json", action="store_true")
+            g.set_defaults(func=cmd_lag)
+        else:
+            g.add_argument("--every", type=float, default=1.0, help="seconds between refreshes")
+            g.add_argument("--count", type=int, help="stop after this many refreshes")
+            g.set_defaults(func=cmd_monitor)
 
     pf = sub.add_parser("profiles", help="list the event profiles with a sample each")
     pf.add_argument("--schema", action="store_true", help="print Arrow schemas (needs pyarrow)")
@@ -503,6 +602,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except ProduceInterrupted as e:
         print(f"\n{e.report}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        # Work stops between commits: what was committed stands, nothing half-written.
+        print("\nkafkalake: interrupted", file=sys.stderr)
         return 130
     except InvalidArgumentError as e:
         print(f"kafkalake: error: {e}", file=sys.stderr)

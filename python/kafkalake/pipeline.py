@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kafkalake import _kafkalake
+from kafkalake import _kafkalake, _prometheus, jobs
 from kafkalake.exceptions import InvalidArgumentError
 from kafkalake.ingest import IngestReport, ingest
 
@@ -166,6 +166,10 @@ class StageReport:
     """Rows written to the target (gold: window and group rows rewritten)."""
     deduplicated: int = 0
     """Rows dropped as duplicates."""
+    target_rows_read: int = 0
+    """Target rows read to check the new rows against (silver's dedupe
+    horizon, gold's windows the new rows touch): near the new rows' count
+    however large the target is, as file statistics prune the rest."""
     late: int = 0
     """Rows behind the watermark, not folded into closed windows."""
     quarantined: int = 0
@@ -208,9 +212,12 @@ class PipelineReport:
     stages: dict[str, StageReport] = field(default_factory=dict)
     cycles: int = 0
     seconds: float = 0.0
+    #: Stopped by Ctrl-C (``until="forever"``): every commit before it stands.
+    interrupted: bool = False
 
     def __str__(self) -> str:
-        lines = [f"pipeline: {self.cycles} cycle(s) in {self.seconds:.1f} s"]
+        stopped = ", stopped by Ctrl-C" if self.interrupted else ""
+        lines = [f"pipeline: {self.cycles} cycle(s) in {self.seconds:.1f} s{stopped}"]
         for name, r in self.bronze.items():
             lines.append(f"  {name}: {r}")
         lines.extend(f"  {r}" for r in self.stages.values())
@@ -463,7 +470,11 @@ def _ordered(entries: dict[str, Entry]) -> list[Entry]:
 
 
 def run_entry(
-    pipeline: Pipeline, entry: Entry, *, progress: bool | None = None
+    pipeline: Pipeline,
+    entry: Entry,
+    *,
+    progress: bool | None = None,
+    metrics_port: int | None = None,
 ) -> IngestReport | StageReport:
     """Run one entry until its target holds everything its source had at the start."""
     if entry.kind == "bronze":
@@ -476,6 +487,7 @@ def run_entry(
             until="caught_up",
             storage_options=storage or None,
             progress=progress,
+            metrics_port=metrics_port,
             **opts,
         )
     assert entry.source is not None
@@ -495,6 +507,7 @@ def run_entry(
         rows_in=raw["rows_in"],
         rows_out=raw["rows_out"],
         deduplicated=raw["deduplicated"],
+        target_rows_read=raw["target_rows_read"],
         late=raw["late"],
         quarantined=raw["quarantined"],
         expectations={n: (a, c) for n, a, c in raw["expectations"]},
@@ -513,6 +526,7 @@ def run(
     poll_interval: float = 5.0,
     storage_options: Mapping[str, str] | None = None,
     progress: bool | None = None,
+    metrics_port: int | None = None,
 ) -> PipelineReport:
     """Run a pipeline: each bronze ingest, then each stage after its source.
 
@@ -528,6 +542,9 @@ def run(
         storage_options: added to the file's ``[storage_options]`` (for
             credentials kept out of the file).
         progress: progress bars for the ingests (default: on a terminal).
+        metrics_port: serve Prometheus metrics while the pipeline runs: its
+            ingests' (as :func:`kafkalake.ingest` does) and per stage the
+            rows in, out, deduplicated, late, quarantined and commits.
 
     Returns:
         A :class:`PipelineReport`, per entry.
@@ -541,6 +558,7 @@ def run(
         raise InvalidArgumentError(f"until must be 'caught_up' or 'forever', got {until!r}")
     if poll_interval < 0:
         raise InvalidArgumentError(f"poll_interval must not be negative, got {poll_interval!r}")
+    _prometheus.check_port(metrics_port)
     pipeline = (
         source if isinstance(source, Pipeline) else load(source, storage_options=storage_options)
     )
@@ -550,23 +568,70 @@ def run(
         entries = [e for e in entries if e.key in wanted]
     report = PipelineReport()
     started = time.monotonic()
+    totals: dict[str, dict[str, float]] = {}
+    exported = _prometheus.stages_source(_name_of(source), totals, lambda: report.cycles)
+    with _prometheus.serve(metrics_port, exported) as url:
+        if url is not None:
+            jobs.note(metrics_url=url)
+        jobs.ready()
+        _passes(pipeline, entries, until, poll_interval, progress, metrics_port, report, totals)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _passes(
+    pipeline: Pipeline,
+    entries: list[Entry],
+    until: str,
+    poll_interval: float,
+    progress: bool | None,
+    metrics_port: int | None,
+    report: PipelineReport,
+    totals: dict[str, dict[str, float]],
+) -> None:
+    """Run the entries once, or pass after pass until stopped."""
     try:
-        while True:
+        while not jobs.stopping():
             for e in entries:
-                r = run_entry(pipeline, e, progress=progress)
+                jobs.note(entry=e.key)
+                r = run_entry(pipeline, e, progress=progress, metrics_port=metrics_port)
                 if isinstance(r, StageReport):
                     report.stages[e.key] = r
+                    t = totals.setdefault(e.key, {})
+                    for k in ("rows_in", "rows_out", "deduplicated", "late", "quarantined"):
+                        t[k] = t.get(k, 0) + getattr(r, k)
+                    t["commits"] = t.get("commits", 0) + r.commits
                 else:
                     report.bronze[e.key] = r
-                    if r.interrupted:
-                        raise KeyboardInterrupt
-            report.cycles += 1
-            if until == "caught_up":
-                break
-            time.sleep(poll_interval)
+                jobs.note(stages={k: str(v) for k, v in report.stages.items()})
+                if jobs.stopping():
+                    break
+                if isinstance(r, IngestReport) and r.interrupted:
+                    raise KeyboardInterrupt
+            else:
+                report.cycles += 1
+                jobs.note(cycles=report.cycles)
+                if until == "caught_up" or jobs.pause(poll_interval):
+                    break
+        # Stopped as a background job (Job.stop, or an interrupt that
+        # stopped every job): the commits made stand.
+        report.interrupted = jobs.stopping()
+        jobs.note(entry=None)
     except KeyboardInterrupt:
         if until == "caught_up":
             raise
+        report.interrupted = True
         print("\nkafkalake: pipeline stopped", file=sys.stderr)
-    report.seconds = time.monotonic() - started
-    return report
+
+
+def _name_of(source: str | Path | Mapping[str, Any] | Pipeline) -> str:
+    if isinstance(source, str | Path):
+        return Path(source).stem
+    return "pipeline"
+
+
+def _job_name(source: str | Path | Mapping[str, Any] | Pipeline, **_: Any) -> str:
+    return _name_of(source)
+
+
+start = jobs.background("pipeline", run, _job_name)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from kafkalake import _kafkalake
+from kafkalake import _kafkalake, jobs
 from kafkalake._arrow import ArrowArrayExportable, ArrowStreamExportable
 from kafkalake._config import ConfigValue, librdkafka_config, micros, positive
 from kafkalake._progress import Progress, interactive
@@ -80,6 +80,7 @@ class ProduceReport:
 def _run(
     job: _kafkalake.RawProduceJob, progress: Progress, raise_on_failure: bool
 ) -> ProduceReport:
+    jobs.attach(job)
     job.start()
     try:
         while not job.wait(_POLL_SECONDS):
@@ -328,3 +329,15 @@ def produce_arrow(
     )
     show = interactive() if progress is None else progress
     return _run(job, Progress(show, None, f"arrow → {topic}"), raise_on_failure)
+
+
+def _profile_job_name(profile: str, topic: str, **_: Any) -> str:
+    return f"{profile} → {topic}"
+
+
+def _arrow_job_name(data: object, topic: str, **_: Any) -> str:
+    return f"arrow → {topic}"
+
+
+start_produce = jobs.background("produce", produce, _profile_job_name)
+start_produce_arrow = jobs.background("produce", produce_arrow, _arrow_job_name)

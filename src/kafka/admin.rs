@@ -1,9 +1,12 @@
-//! Reaching the cluster and making sure a topic exists.
+//! Reaching the cluster, making sure a topic exists, and the topic
+//! administration of the concepts labs (create with configs, list, describe,
+//! delete).
 
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{Client, ClientContext, DefaultClientContext};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 
@@ -26,6 +29,8 @@ pub struct TopicSpec {
     pub partitions: Option<i32>,
     /// Replication factor of a created topic.
     pub replication_factor: i32,
+    /// Topic configs of a created topic (`retention.ms`, `cleanup.policy`, …).
+    pub configs: Vec<(String, String)>,
 }
 
 impl Default for TopicSpec {
@@ -34,8 +39,38 @@ impl Default for TopicSpec {
             create: true,
             partitions: None,
             replication_factor: 1,
+            configs: Vec::new(),
         }
     }
+}
+
+/// One partition of a described topic.
+#[derive(Debug, Clone)]
+pub struct PartitionInfo {
+    /// Partition id.
+    pub id: i32,
+    /// The leader's broker id (-1: none).
+    pub leader: i32,
+    /// Broker ids holding a replica.
+    pub replicas: Vec<i32>,
+    /// Broker ids of the in-sync replicas.
+    pub isr: Vec<i32>,
+    /// The earliest offset still in the log.
+    pub log_start: i64,
+    /// The offset the next message will get.
+    pub log_end: i64,
+}
+
+/// A described topic.
+#[derive(Debug, Clone)]
+pub struct TopicInfo {
+    /// Topic name.
+    pub name: String,
+    /// Its partitions, by id.
+    pub partitions: Vec<PartitionInfo>,
+    /// Its configs as the broker reports them (`None`: the broker does not
+    /// describe configs).
+    pub configs: Option<Vec<(String, String)>>,
 }
 
 /// Metadata for `topic` (or all topics), or a clear error if no broker
@@ -75,9 +110,10 @@ pub fn fetch_metadata<C: ClientContext + WatchErrors>(
     }
 }
 
-/// A client context that only watches errors (for [`check_topics`]).
+/// A client context that only watches errors, so a TLS or SASL failure is
+/// named at once ([`check_topics`], the group and topic calls).
 #[derive(Default)]
-struct Watcher {
+pub(crate) struct Watcher {
     errors: super::config::ClientErrors,
 }
 
@@ -92,6 +128,8 @@ impl WatchErrors for Watcher {
         &self.errors
     }
 }
+
+impl rdkafka::consumer::ConsumerContext for Watcher {}
 
 impl rdkafka::producer::ProducerContext for Watcher {
     type DeliveryOpaque = ();
@@ -197,16 +235,26 @@ pub fn create_topic(cfg: &KafkaConfig, topic: &str, spec: &TopicSpec) -> Result<
             "partitions must be at least 1, got {p}"
         )));
     }
+    if !spec.configs.is_empty() && embedded::is_embedded(&cfg.bootstrap_servers) {
+        return Err(Error::InvalidArgument(
+            "the embedded cluster keeps no topic configs (it is librdkafka's test \
+             cluster); use a real broker for retention and cleanup settings"
+                .into(),
+        ));
+    }
     if let Some(result) = embedded::create_topic(&cfg.bootstrap_servers, topic, spec.partitions) {
         return result;
     }
     let admin: AdminClient<DefaultClientContext> = cfg.client_config(&[]).create()?;
     let partitions = spec.partitions.unwrap_or(DEFAULT_PARTITIONS);
-    let new = NewTopic::new(
+    let mut new = NewTopic::new(
         topic,
         partitions,
         TopicReplication::Fixed(spec.replication_factor),
     );
+    for (k, v) in &spec.configs {
+        new = new.set(k, v);
+    }
     let opts = AdminOptions::new().operation_timeout(Some(cfg.connect_timeout));
     let results = block_on(admin.create_topics([&new], &opts)).map_err(|e| match e {
         KafkaError::AdminOp(RDKafkaErrorCode::OperationTimedOut) => Error::BrokerUnreachable {
@@ -224,6 +272,120 @@ pub fn create_topic(cfg: &KafkaConfig, topic: &str, spec: &TopicSpec) -> Result<
                     "could not create topic '{name}': {code}"
                 )))
             }
+        }
+    }
+    Ok(())
+}
+
+/// Names and partition counts of the cluster's topics (internal ones, whose
+/// names start with `__`, left out), by name.
+pub fn list_topics(cfg: &KafkaConfig) -> Result<Vec<(String, usize)>> {
+    cfg.validate()?;
+    let probe: rdkafka::consumer::BaseConsumer<Watcher> = cfg
+        .client_config(&[])
+        .create_with_context(Watcher::default())?;
+    let md = fetch_metadata(probe.client(), cfg, None)?;
+    let mut out: Vec<(String, usize)> = md
+        .topics()
+        .iter()
+        .filter(|t| !t.name().starts_with("__") && t.error().is_none())
+        .map(|t| (t.name().to_string(), t.partitions().len()))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Partitions (leader, replicas, in-sync replicas, log bounds) and configs
+/// of `topic`.
+pub fn describe_topic(cfg: &KafkaConfig, topic: &str) -> Result<TopicInfo> {
+    use rdkafka::admin::ResourceSpecifier;
+
+    cfg.validate()?;
+    let probe: rdkafka::consumer::BaseConsumer<Watcher> = cfg
+        .client_config(&[])
+        .create_with_context(Watcher::default())?;
+    if partition_count(probe.client(), cfg, topic)?.is_none() {
+        return Err(Error::TopicNotFound {
+            topic: topic.to_string(),
+            servers: cfg.bootstrap_servers.clone(),
+        });
+    }
+    let md = fetch_metadata(probe.client(), cfg, Some(topic))?;
+    let mut partitions = Vec::new();
+    if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
+        for p in t.partitions() {
+            let (log_start, log_end) = probe
+                .fetch_watermarks(topic, p.id(), cfg.connect_timeout)
+                .map_err(|e| {
+                Error::Kafka(format!(
+                    "reading the log bounds of {topic}[{}]: {e}",
+                    p.id()
+                ))
+            })?;
+            partitions.push(PartitionInfo {
+                id: p.id(),
+                leader: p.leader(),
+                replicas: p.replicas().to_vec(),
+                isr: p.isr().to_vec(),
+                log_start,
+                log_end,
+            });
+        }
+    }
+    partitions.sort_by_key(|p| p.id);
+    let configs = if embedded::is_embedded(&cfg.bootstrap_servers) {
+        None
+    } else {
+        let admin: AdminClient<DefaultClientContext> = cfg.client_config(&[]).create()?;
+        let opts = AdminOptions::new().request_timeout(Some(cfg.connect_timeout));
+        match block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &opts)) {
+            Ok(results) => results.into_iter().next().and_then(|r| r.ok()).map(|r| {
+                let mut v: Vec<(String, String)> = r
+                    .entries
+                    .into_iter()
+                    .filter(|e| !e.is_sensitive)
+                    .filter_map(|e| e.value.map(|v| (e.name, v)))
+                    .collect();
+                v.sort();
+                v
+            }),
+            Err(_) => None,
+        }
+    };
+    Ok(TopicInfo {
+        name: topic.to_string(),
+        partitions,
+        configs,
+    })
+}
+
+/// Delete `topics` (all their messages). A topic that does not exist is an
+/// error naming it; nothing is deleted before every name is checked.
+pub fn delete_topics(cfg: &KafkaConfig, topics: &[String]) -> Result<()> {
+    cfg.validate()?;
+    if topics.is_empty() {
+        return Err(Error::InvalidArgument("name the topics to delete".into()));
+    }
+    let probe: rdkafka::consumer::BaseConsumer<Watcher> = cfg
+        .client_config(&[])
+        .create_with_context(Watcher::default())?;
+    for t in topics {
+        if partition_count(probe.client(), cfg, t)?.is_none() {
+            return Err(Error::TopicNotFound {
+                topic: t.clone(),
+                servers: cfg.bootstrap_servers.clone(),
+            });
+        }
+    }
+    let admin: AdminClient<DefaultClientContext> = cfg.client_config(&[]).create()?;
+    let opts = AdminOptions::new().operation_timeout(Some(cfg.connect_timeout));
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let results = block_on(admin.delete_topics(&names, &opts))?;
+    for r in results {
+        if let Err((name, code)) = r {
+            return Err(Error::Kafka(format!(
+                "could not delete topic '{name}': {code}"
+            )));
         }
     }
     Ok(())

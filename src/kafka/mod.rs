@@ -11,5 +11,6 @@ pub mod admin;
 pub mod config;
 pub mod consumer;
 pub mod embedded;
+pub mod groups;
 pub mod messages;
 pub mod producer;

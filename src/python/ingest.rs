@@ -111,9 +111,12 @@ fn report_dict<'py>(
     d.set_item("batches", m.batches.load(Ordering::Relaxed))?;
     d.set_item("files", m.files.load(Ordering::Relaxed))?;
     d.set_item("group_rejoins", m.group_rejoins.load(Ordering::Relaxed))?;
-    let (p50, p99) = m.commit_latency();
-    d.set_item("commit_p50_seconds", p50)?;
-    d.set_item("commit_p99_seconds", p99)?;
+    let h = &m.commit_latency;
+    d.set_item("commit_p50_seconds", h.quantile(0.5).unwrap_or(0.0))?;
+    d.set_item("commit_p99_seconds", h.quantile(0.99).unwrap_or(0.0))?;
+    let e = &m.end_to_end_latency;
+    d.set_item("end_to_end_p50_seconds", e.quantile(0.5))?;
+    d.set_item("end_to_end_p99_seconds", e.quantile(0.99))?;
     Ok(d)
 }
 
@@ -316,13 +319,26 @@ impl RawIngest {
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let m = &self.metrics;
         let d = report_dict(py, &m.snapshot(), m)?;
-        let lag: Vec<(String, i32, i64)> = m
-            .lag()
-            .into_iter()
-            .map(|(t, p, n, h)| (t, p, (h - n).max(0)))
+        let partitions = m.lag();
+        let lag: Vec<(String, i32, i64)> = partitions
+            .iter()
+            .map(|(t, p, n, h)| (t.clone(), *p, (h - n).max(0)))
             .collect();
         d.set_item("lag", lag)?;
+        // (topic, partition, next offset to read, log end offset).
+        d.set_item("partitions", partitions)?;
         Ok(d)
+    }
+
+    /// Latency histograms for Prometheus: name → (cumulative buckets as
+    /// `(le, count)`, count, sum in seconds).
+    fn histograms(&self) -> HashMap<&'static str, (Vec<(f64, u64)>, u64, f64)> {
+        let m = &self.metrics;
+        let one = |h: &crate::histogram::Histogram| (h.prometheus_buckets(), h.count(), h.sum());
+        HashMap::from([
+            ("commit_latency_seconds", one(&m.commit_latency)),
+            ("end_to_end_latency_seconds", one(&m.end_to_end_latency)),
+        ])
     }
 
     /// Join: `(report, error or None)`.

@@ -1,6 +1,7 @@
 //! The binding layer: raw classes and functions that the typed Python package
 //! (`python/kafkalake/`) wraps. pyo3 appears only below this module.
 
+mod admin;
 mod embedded;
 mod errors;
 mod generate;
@@ -25,5 +26,11 @@ fn _kafkalake(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ingest::compact_table, m)?)?;
     m.add_class::<ingest::RawBatchConsumer>()?;
     m.add_function(wrap_pyfunction!(stage::run_stage, m)?)?;
+    m.add_function(wrap_pyfunction!(admin::group_offsets, m)?)?;
+    m.add_function(wrap_pyfunction!(admin::reset_offsets, m)?)?;
+    m.add_function(wrap_pyfunction!(admin::create_topic, m)?)?;
+    m.add_function(wrap_pyfunction!(admin::list_topics, m)?)?;
+    m.add_function(wrap_pyfunction!(admin::describe_topic, m)?)?;
+    m.add_function(wrap_pyfunction!(admin::delete_topics, m)?)?;
     Ok(())
 }

@@ -66,6 +66,7 @@ fn produce_options(
             create: create_topic,
             partitions,
             replication_factor,
+            configs: Vec::new(),
         },
         count,
         duration: duration_s.map(|d| seconds("duration", d)).transpose()?,

@@ -137,6 +137,7 @@ pub fn run_stage<'py>(
     d.set_item("rows_in", report.rows_in)?;
     d.set_item("rows_out", report.rows_out)?;
     d.set_item("deduplicated", report.deduplicated)?;
+    d.set_item("target_rows_read", report.target_rows_read)?;
     d.set_item("late", report.late)?;
     d.set_item("quarantined", report.quarantined)?;
     d.set_item("commits", report.commits)?;

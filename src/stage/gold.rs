@@ -25,6 +25,7 @@ use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::Remove;
 use deltalake::DeltaTable;
 
+use super::prune::may_hold;
 use super::silver::micros;
 use super::{collect, event_time_app_id, expect, quote, txn_version, Output, StageOptions};
 use crate::error::{Error, Result};
@@ -320,6 +321,7 @@ pub(super) fn run(
         Some(t) => previous_rows(stage, ctx, t, g, &partials)?,
         None => (Vec::new(), Vec::new()),
     };
+    let target_rows_read = previous.iter().map(|b| b.num_rows() as u64).sum();
     let previous: Vec<RecordBatch> = previous
         .into_iter()
         .map(|b| {
@@ -407,6 +409,7 @@ pub(super) fn run(
         rows,
         removes,
         deduplicated: 0,
+        target_rows_read,
         failed: checked.failed,
         quarantine: checked.quarantine,
         late: late.into_iter().filter(|b| b.num_rows() > 0).collect(),
@@ -447,11 +450,8 @@ fn previous_rows(
     let mut removes = Vec::new();
     for f in files {
         if let Some((lo, hi)) = range {
-            if let Some((min, max)) = stats_range(f.stats().as_deref(), WINDOW_START) {
-                // Statistics are in milliseconds: a millisecond's margin.
-                if max < lo - 1000 || min > hi + 1000 {
-                    continue;
-                }
+            if !may_hold(f.stats().as_deref(), WINDOW_START, lo, hi) {
+                continue;
             }
         }
         paths.push(f.path().to_string());
@@ -467,17 +467,6 @@ fn previous_rows(
         .map_err(|e| Error::Delta(format!("stage '{stage}': reading the target: {e}")))?;
     let rows = collect(df, &format!("stage '{stage}': reading the target"))?;
     Ok((rows, removes))
-}
-
-/// (min, max) of a timestamp column in a file's statistics, microseconds.
-fn stats_range(stats: Option<&str>, column: &str) -> Option<(i64, i64)> {
-    let v: serde_json::Value = serde_json::from_str(stats?).ok()?;
-    let parse = |key: &str| {
-        let s = v.get(key)?.get(column)?.as_str()?;
-        let t = chrono::DateTime::parse_from_rfc3339(s).ok()?;
-        Some(t.timestamp_micros())
-    };
-    Some((parse("minValues")?, parse("maxValues")?))
 }
 
 #[cfg(test)]
@@ -497,17 +486,5 @@ mod tests {
             let e = Aggregate::parse("x", bad).unwrap_err().to_string();
             assert!(e.contains("write one of count(*)"), "{bad}: {e}");
         }
-    }
-
-    #[test]
-    fn statistics_ranges_are_read_in_microseconds() {
-        let stats = r#"{"numRecords":2,"minValues":{"window_start":"2020-06-25T15:47:00.000Z"},
-                        "maxValues":{"window_start":"2020-06-25T15:48:00.000Z"}}"#;
-        assert_eq!(
-            stats_range(Some(stats), WINDOW_START),
-            Some((1_593_100_020_000_000, 1_593_100_080_000_000))
-        );
-        assert_eq!(stats_range(Some(stats), "other"), None);
-        assert_eq!(stats_range(None, WINDOW_START), None);
     }
 }

@@ -15,6 +15,7 @@
 
 mod expect;
 mod gold;
+mod prune;
 mod silver;
 
 use std::collections::{HashMap, HashSet};
@@ -100,6 +101,10 @@ pub struct StageReport {
     pub rows_out: u64,
     /// Rows dropped as duplicates (silver dedupe).
     pub deduplicated: u64,
+    /// Target rows read to check the new rows against: silver's dedupe
+    /// horizon, gold's windows that the new rows touch. Stays near the new
+    /// rows' count however large the target grows (file statistics prune).
+    pub target_rows_read: u64,
     /// Rows later than the watermark (gold windows), not folded in.
     pub late: u64,
     /// Rows that failed each expectation (name, action, count), in declaration order.
@@ -318,6 +323,7 @@ struct Step {
     rows_in: u64,
     rows_out: u64,
     deduplicated: u64,
+    target_rows_read: u64,
     late: u64,
     failed: Vec<u64>,
     quarantined: u64,
@@ -328,6 +334,7 @@ impl StageReport {
         self.rows_in += s.rows_in;
         self.rows_out += s.rows_out;
         self.deduplicated += s.deduplicated;
+        self.target_rows_read += s.target_rows_read;
         self.late += s.late;
         self.quarantined += s.quarantined;
         self.commits += 1;
@@ -413,6 +420,7 @@ fn process(
         rows_in,
         rows_out: out.rows.iter().map(|b| b.num_rows() as u64).sum(),
         deduplicated: out.deduplicated,
+        target_rows_read: out.target_rows_read,
         late: out.late.iter().map(|b| b.num_rows() as u64).sum(),
         failed: out.failed.clone(),
         quarantined: out.quarantine.iter().map(|b| b.num_rows() as u64).sum(),
@@ -480,6 +488,8 @@ pub(crate) struct Output {
     pub removes: Vec<Remove>,
     /// Rows dropped as duplicates.
     pub deduplicated: u64,
+    /// Target rows read (dedupe horizon, gold windows).
+    pub target_rows_read: u64,
     /// Failing rows per expectation.
     pub failed: Vec<u64>,
     /// Rows for `<target>_quarantine`.
@@ -515,6 +525,7 @@ fn commit_info(
             "rows_in": step.rows_in,
             "rows_out": step.rows_out,
             "deduplicated": step.deduplicated,
+            "target_rows_read": step.target_rows_read,
             "late": step.late,
             "quarantined": step.quarantined,
             "expectations": expectations,

@@ -16,10 +16,10 @@ use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
 use arrow::row::{RowConverter, SortField};
 use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::error::DataFusionError;
-use deltalake::datafusion::prelude::{ident, lit, Expr, SessionContext};
-use deltalake::datafusion::scalar::ScalarValue;
+use deltalake::datafusion::prelude::{ident, Expr, SessionContext};
 use deltalake::DeltaTable;
 
+use super::prune::may_hold;
 use super::{collect, expect, Output, StageOptions};
 use crate::error::{Error, Result};
 use crate::runtime::block_on;
@@ -90,9 +90,10 @@ pub(super) fn run(
     let batches = collect(df, &what)?;
     let mut rows = concat_batches(&out_schema, &batches)?;
     let mut deduplicated = 0;
+    let mut target_rows_read = 0;
     if let Some(d) = &s.dedupe {
         let before = rows.num_rows();
-        rows = dedupe(stage, d, ctx, &rows, target)?;
+        (rows, target_rows_read) = dedupe(stage, d, ctx, &rows, target)?;
         deduplicated = (before - rows.num_rows()) as u64;
     }
     let checked = expect::apply(stage, &opts.expectations, &out_schema, vec![rows])?;
@@ -102,6 +103,7 @@ pub(super) fn run(
         rows: vec![kept],
         removes: Vec::new(),
         deduplicated,
+        target_rows_read,
         failed: checked.failed,
         quarantine: checked.quarantine,
         late: Vec::new(),
@@ -129,21 +131,15 @@ pub(crate) fn micros(stage: &str, name: &str, column: &ArrayRef) -> Result<Vec<O
     Ok(ints.as_primitive::<Int64Type>().iter().collect())
 }
 
-/// A value of `data_type` (a timestamp or date column's) at `us` microseconds.
-pub(crate) fn time_scalar(data_type: &DataType, us: i64) -> Result<ScalarValue> {
-    ScalarValue::TimestampMicrosecond(Some(us), Some("UTC".into()))
-        .cast_to(data_type)
-        .map_err(|e| Error::InvalidArgument(format!("a time of type {data_type}: {e}")))
-}
-
-/// Rows of `rows` (sorted by time) whose key was not seen within the horizon.
+/// Rows of `rows` (sorted by time) whose key was not seen within the
+/// horizon, and the number of target rows read to know that.
 fn dedupe(
     stage: &str,
     d: &Dedupe,
     ctx: &SessionContext,
     rows: &RecordBatch,
     target: Option<&DeltaTable>,
-) -> Result<RecordBatch> {
+) -> Result<(RecordBatch, u64)> {
     let schema = rows.schema();
     let key: Vec<String> = if d.key.is_empty() {
         schema.fields().iter().map(|f| f.name().clone()).collect()
@@ -177,38 +173,44 @@ fn dedupe(
     };
     let within = d.time.as_ref().map(|(_, w)| *w).unwrap_or(0);
 
-    // Keys already in the target, with their times.
+    // Keys already in the target, with their times, from the files whose
+    // statistics reach the horizon around the new rows' times (all files
+    // without a time, or when a new row has none: nulls match nulls).
     let mut seen: HashMap<Box<[u8]>, Vec<Option<i64>>> = HashMap::new();
+    let mut read = 0;
     if let Some(table) = target.filter(|_| rows.num_rows() > 0) {
-        let provider = block_on(table.table_provider().build())
-            .map_err(|e| Error::Delta(format!("stage '{stage}': reading the target: {e}")))?;
-        let planning = |e: DataFusionError| {
-            Error::InvalidArgument(format!("stage '{stage}': reading the target's keys: {e}"))
+        let horizon = match (&d.time, &times) {
+            (Some((t, _)), Some(ts)) if ts.iter().all(Option::is_some) => {
+                let lo = ts.iter().flatten().min().copied().unwrap_or(0);
+                let hi = ts.iter().flatten().max().copied().unwrap_or(0);
+                Some((t, lo.saturating_sub(within), hi.saturating_add(within)))
+            }
+            _ => None,
         };
-        let mut df = ctx.read_table(Arc::new(provider)).map_err(planning)?;
-        let mut select: Vec<Expr> = key.iter().map(ident).collect();
-        if let (Some((t, _)), Some(times)) = (&d.time, &times) {
-            select.push(ident(t));
-            let lo = times.iter().flatten().min().copied();
-            let hi = times.iter().flatten().max().copied();
-            let dt = df
-                .schema()
-                .field_with_unqualified_name(t)
-                .map_err(planning)?
-                .data_type()
-                .clone();
-            // Literals of the column's own type, so file statistics prune.
-            let filter = match (lo, hi) {
-                (Some(lo), Some(hi)) => ident(t)
-                    .gt_eq(lit(time_scalar(&dt, lo.saturating_sub(within))?))
-                    .and(ident(t).lt_eq(lit(time_scalar(&dt, hi.saturating_add(within))?))),
-                _ => ident(t).is_null(),
-            };
-            df = df.filter(filter).map_err(planning)?;
-        }
-        let df = df.select(select).map_err(planning)?;
+        let paths: Vec<String> = block_on(crate::sink::delta::data_files(table))?
+            .into_iter()
+            .filter(|f| horizon.is_none_or(|(t, lo, hi)| may_hold(f.stats().as_deref(), t, lo, hi)))
+            .map(|f| f.path().to_string())
+            .collect();
         let what = format!("stage '{stage}': reading the target's keys");
-        for b in collect(df, &what)? {
+        let batches = if paths.is_empty() {
+            Vec::new()
+        } else {
+            let provider = block_on(table.table_provider().with_file_paths(paths).build())
+                .map_err(|e| Error::Delta(format!("stage '{stage}': reading the target: {e}")))?;
+            let planning = |e: DataFusionError| Error::InvalidArgument(format!("{what}: {e}"));
+            let mut select: Vec<Expr> = key.iter().map(ident).collect();
+            if let Some((t, _)) = &d.time {
+                select.push(ident(t));
+            }
+            let df = ctx
+                .read_table(Arc::new(provider))
+                .and_then(|df| df.select(select))
+                .map_err(planning)?;
+            collect(df, &what)?
+        };
+        for b in batches {
+            read += b.num_rows() as u64;
             let cols: Vec<ArrayRef> = (0..key.len())
                 .map(|i| cast(b.column(i), key_columns[i].data_type()))
                 .collect::<std::result::Result<_, _>>()?;
@@ -218,6 +220,12 @@ fn dedupe(
                 None => vec![None; b.num_rows()],
             };
             for (i, k) in ks.iter().enumerate() {
+                // Rows of a read file outside the horizon cannot match.
+                if let (Some((_, lo, hi)), Some(t)) = (horizon, ts[i]) {
+                    if !(lo..=hi).contains(&t) {
+                        continue;
+                    }
+                }
                 seen.entry(k.as_ref().into()).or_default().push(ts[i]);
             }
         }
@@ -245,5 +253,5 @@ fn dedupe(
         prior.push(t);
         keep.push(i);
     }
-    Ok(take_record_batch(rows, &UInt32Array::from(keep))?)
+    Ok((take_record_batch(rows, &UInt32Array::from(keep))?, read))
 }

@@ -1,0 +1,157 @@
+//! Topics and consumer groups (lag, replay), for Python.
+
+use std::collections::HashMap;
+
+use pyo3::prelude::*;
+
+use super::errors::IntoPyResult;
+use super::ingest::secs;
+use crate::error::Error;
+use crate::kafka::admin::{self, TopicSpec};
+use crate::kafka::config::KafkaConfig;
+use crate::kafka::groups::{self, PartitionOffsets, ResetTo};
+
+type Row = (String, i32, Option<i64>, i64, i64);
+
+fn kafka(
+    bootstrap_servers: String,
+    config: HashMap<String, String>,
+    connect_timeout_s: f64,
+) -> PyResult<KafkaConfig> {
+    let mut settings: Vec<(String, String)> = config.into_iter().collect();
+    settings.sort();
+    Ok(KafkaConfig {
+        bootstrap_servers,
+        settings,
+        connect_timeout: secs("connect_timeout", connect_timeout_s)?,
+    })
+}
+
+fn rows(parts: Vec<PartitionOffsets>) -> Vec<Row> {
+    parts
+        .into_iter()
+        .map(|p| (p.topic, p.partition, p.committed, p.log_start, p.log_end))
+        .collect()
+}
+
+/// `(topic, partition, committed or None, log start, log end)` per partition.
+#[pyfunction]
+#[pyo3(signature = (bootstrap_servers, group, topics, config, connect_timeout_s))]
+pub fn group_offsets(
+    py: Python<'_>,
+    bootstrap_servers: String,
+    group: String,
+    topics: Vec<String>,
+    config: HashMap<String, String>,
+    connect_timeout_s: f64,
+) -> PyResult<Vec<Row>> {
+    let cfg = kafka(bootstrap_servers, config, connect_timeout_s)?;
+    py.detach(|| groups::group_offsets(&cfg, &group, &topics))
+        .map(rows)
+        .py()
+}
+
+/// Move a group's offsets; `to` is earliest, latest, offset or timestamp.
+#[pyfunction]
+#[pyo3(signature = (bootstrap_servers, group, topics, config, connect_timeout_s, to, value=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn reset_offsets(
+    py: Python<'_>,
+    bootstrap_servers: String,
+    group: String,
+    topics: Vec<String>,
+    config: HashMap<String, String>,
+    connect_timeout_s: f64,
+    to: &str,
+    value: Option<i64>,
+) -> PyResult<Vec<Row>> {
+    let cfg = kafka(bootstrap_servers, config, connect_timeout_s)?;
+    let to = match (to, value) {
+        ("earliest", _) => ResetTo::Earliest,
+        ("latest", _) => ResetTo::Latest,
+        ("offset", Some(n)) => ResetTo::Offset(n),
+        ("timestamp", Some(ms)) => ResetTo::Timestamp(ms),
+        (other, _) => {
+            return Err(super::errors::to_py_err(Error::InvalidArgument(format!(
+                "reset to 'earliest', 'latest', an offset or a datetime; got {other:?}"
+            ))))
+        }
+    };
+    py.detach(|| groups::reset_offsets(&cfg, &group, &topics, to))
+        .map(rows)
+        .py()
+}
+
+/// Create a topic with partitions and configs.
+#[pyfunction]
+#[pyo3(signature = (bootstrap_servers, topic, config, connect_timeout_s, partitions, replication_factor, topic_config))]
+#[allow(clippy::too_many_arguments)]
+pub fn create_topic(
+    py: Python<'_>,
+    bootstrap_servers: String,
+    topic: String,
+    config: HashMap<String, String>,
+    connect_timeout_s: f64,
+    partitions: Option<i32>,
+    replication_factor: i32,
+    topic_config: Vec<(String, String)>,
+) -> PyResult<()> {
+    let cfg = kafka(bootstrap_servers, config, connect_timeout_s)?;
+    let spec = TopicSpec {
+        create: true,
+        partitions,
+        replication_factor,
+        configs: topic_config,
+    };
+    py.detach(|| {
+        cfg.validate()?;
+        admin::create_topic(&cfg, &topic, &spec)
+    })
+    .py()
+}
+
+/// `(name, partitions)` of every topic.
+#[pyfunction]
+pub fn list_topics(
+    py: Python<'_>,
+    bootstrap_servers: String,
+    config: HashMap<String, String>,
+    connect_timeout_s: f64,
+) -> PyResult<Vec<(String, usize)>> {
+    let cfg = kafka(bootstrap_servers, config, connect_timeout_s)?;
+    py.detach(|| admin::list_topics(&cfg)).py()
+}
+
+type PartitionRow = (i32, i32, Vec<i32>, Vec<i32>, i64, i64);
+
+/// `(partitions as (id, leader, replicas, isr, log start, log end), configs or None)`.
+#[pyfunction]
+pub fn describe_topic(
+    py: Python<'_>,
+    bootstrap_servers: String,
+    topic: String,
+    config: HashMap<String, String>,
+    connect_timeout_s: f64,
+) -> PyResult<(Vec<PartitionRow>, Option<Vec<(String, String)>>)> {
+    let cfg = kafka(bootstrap_servers, config, connect_timeout_s)?;
+    let info = py.detach(|| admin::describe_topic(&cfg, &topic)).py()?;
+    let parts = info
+        .partitions
+        .into_iter()
+        .map(|p| (p.id, p.leader, p.replicas, p.isr, p.log_start, p.log_end))
+        .collect();
+    Ok((parts, info.configs))
+}
+
+/// Delete topics.
+#[pyfunction]
+pub fn delete_topics(
+    py: Python<'_>,
+    bootstrap_servers: String,
+    topics: Vec<String>,
+    config: HashMap<String, String>,
+    connect_timeout_s: f64,
+) -> PyResult<()> {
+    let cfg = kafka(bootstrap_servers, config, connect_timeout_s)?;
+    py.detach(|| admin::delete_topics(&cfg, &topics)).py()
+}

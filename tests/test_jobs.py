@@ -1,0 +1,197 @@
+"""Background jobs: a producer and an ingest running at once while the test
+reads the table, stop and wait, errors that surface, bad arguments that fail
+at once, Ctrl-C and process exit stopping every job, and a pipeline run in
+the background. Against the real broker (tansu); tables read with DuckDB."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from deltalake import write_deltalake
+
+import kafkalake
+from conftest import create_topic, duckdb_delta, wait_until
+from kafkalake.exceptions import InvalidArgumentError, KafkalakeError
+
+
+def table_rows(table: Path) -> int:
+    if not (table / "_delta_log").exists():
+        return 0
+    return int(duckdb_delta(table, "SELECT count(*) AS n FROM t").column("n")[0].as_py())
+
+
+@pytest.mark.broker
+def test_a_producer_and_an_ingest_job_at_once(
+    durable_broker: str, topic: str, tmp_path: Path
+) -> None:
+    create_topic(durable_broker, topic, 4)
+    table = tmp_path / "bronze"
+    total = 60_000
+    producer = kafkalake.start_produce(
+        "iot", topic, bootstrap_servers=durable_broker, count=total, rate=6_000
+    )
+    with kafkalake.start_ingest(
+        topic,
+        table,
+        bootstrap_servers=durable_broker,
+        until="forever",
+        max_latency=0.5,
+        metadata_columns=True,
+    ) as ingest:
+        assert producer.running and ingest.running
+        assert producer.report is None and ingest.report is None
+        # The table fills while both run; the test reads it meanwhile.
+        wait_until("rows in the table", lambda: table_rows(table) > 0)
+        during = table_rows(table)
+        assert producer.running, "the producer finished before the table was read"
+        assert 0 < during < total
+        m = ingest.metrics()
+        assert m["kind"] == "ingest" and m["running"] and m["error"] is None
+        assert m["messages"] >= during and m["messages_per_second"] > 0
+        assert sorted(p["partition"] for p in m["partitions"]) == [0, 1, 2, 3]
+        assert all(p["position"] <= p["log_end"] for p in m["partitions"])
+        assert m["commit_p50_seconds"] > 0 and m["end_to_end_p99_seconds"] > 0
+        pm = producer.metrics()
+        assert pm["kind"] == "produce" and pm["acknowledged"] > 0
+        assert pm["acknowledged_per_second"] > 0
+        sent = producer.wait(300)
+        assert sent.acknowledged == total and not producer.running
+        wait_until("every message read", lambda: ingest.metrics()["messages"] >= total)
+        report = ingest.stop()
+    assert not ingest.running and report.interrupted
+    assert report.messages == report.rows == total
+    assert ingest.report == report
+    # Exactly the produced offsets, read by a reader that is not delta-rs.
+    got = duckdb_delta(
+        table,
+        "SELECT count(*) AS n, count(DISTINCT (_partition, _offset)) AS d FROM t",
+    ).to_pylist()
+    assert got == [{"n": total, "d": total}]
+
+
+@pytest.mark.broker
+def test_errors_in_the_background_surface_on_wait_report_and_metrics(
+    durable_broker: str, topic: str
+) -> None:
+    job = kafkalake.start_produce(
+        "iot", topic, bootstrap_servers=durable_broker, count=10, create_topic=False
+    )
+    with pytest.raises(KafkalakeError, match=topic):
+        job.wait(120)
+    assert not job.running
+    assert isinstance(job.error, KafkalakeError)
+    with pytest.raises(KafkalakeError):
+        _ = job.report
+    assert topic in job.metrics()["error"]
+    assert "failed" in repr(job)
+
+
+@pytest.mark.broker
+def test_bad_arguments_fail_at_start_before_any_work(
+    durable_broker: str, topic: str, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidArgumentError, match="max_rows"):
+        kafkalake.start_ingest(topic, tmp_path / "t", bootstrap_servers=durable_broker, max_rows=0)
+    with pytest.raises(InvalidArgumentError, match="count"):
+        kafkalake.start_produce("iot", topic, bootstrap_servers=durable_broker, count=-1)
+    # An unreachable broker fails within connect_timeout, at start.
+    with pytest.raises(KafkalakeError):
+        kafkalake.start_ingest(
+            topic, tmp_path / "t", bootstrap_servers="127.0.0.1:1", connect_timeout=2
+        )
+    assert kafkalake.jobs.running() == []
+    assert not (tmp_path / "t").exists()
+
+
+SCRIPT = """
+import atexit, json, os, signal, sys, time
+import kafkalake
+
+servers, topic, table, mode = sys.argv[1:]
+holder = {}
+
+def show():
+    r = holder["job"].report
+    print(json.dumps({"messages": r.messages, "rows": r.rows, "interrupted": r.interrupted}))
+
+# Registered before the job starts, so it runs after kafkalake's exit hook.
+if mode == "exit":
+    atexit.register(show)
+holder["job"] = job = kafkalake.start_ingest(
+    topic, table, bootstrap_servers=servers, until="forever", max_latency=0.3
+)
+while job.metrics()["rows"] < 1000:
+    time.sleep(0.05)
+print("running", flush=True)
+if mode == "sigint":
+    try:
+        time.sleep(600)
+    except KeyboardInterrupt:
+        job.wait(60)
+        show()
+"""
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("mode", ["sigint", "exit"])
+def test_ctrl_c_and_process_exit_stop_every_job(
+    durable_broker: str, topic: str, tmp_path: Path, mode: str
+) -> None:
+    create_topic(durable_broker, topic, 2)
+    kafkalake.produce("iot", topic, bootstrap_servers=durable_broker, count=5_000, progress=False)
+    table = tmp_path / "bronze"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(SCRIPT), durable_broker, topic, str(table), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "running", (
+            proc.stderr.read() if proc.stderr else ""
+        )
+        if mode == "sigint":
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["interrupted"]
+    # Stopped cleanly: what the job read is committed, once.
+    assert report["rows"] == report["messages"] == table_rows(table) >= 1000
+
+
+def test_a_pipeline_job_runs_until_stopped(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    src = tmp_path / "bronze"
+    write_deltalake(src, pa.table({"id": list(range(100)), "v": [i % 7 for i in range(100)]}))
+    doc = {
+        "bronze": {"src": {"table": str(src), "topics": ["unused"], "bootstrap_servers": "x:1"}},
+        "silver": {
+            "s": {"from": "bronze.src", "table": str(tmp_path / "silver"), "where": "v < 5"}
+        },
+    }
+    job = kafkalake.pipeline.start(doc, stage="silver.s", until="forever", poll_interval=0.05)
+    silver = tmp_path / "silver"
+
+    def silver_rows() -> int:
+        return table_rows(silver)
+
+    wait_until("the first pass", lambda: silver_rows() == sum(1 for i in range(100) if i % 7 < 5))
+    write_deltalake(src, pa.table({"id": [1000, 1001], "v": [1, 6]}), mode="append")
+    wait_until("the new version", lambda: silver_rows() == 73)
+    m = job.metrics()
+    assert m["kind"] == "pipeline" and m["running"] and m["cycles"] >= 2
+    report = job.stop()
+    assert report.interrupted and report.cycles >= 2
+    assert "silver.s" in report.stages
+    assert not job.running and silver_rows() == 73
