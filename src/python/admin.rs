@@ -123,6 +123,7 @@ pub fn list_topics(
 }
 
 type PartitionRow = (i32, i32, Vec<i32>, Vec<i32>, i64, i64);
+type TopicConfigs = Option<Vec<(String, String)>>;
 
 /// `(partitions as (id, leader, replicas, isr, log start, log end), configs or None)`.
 #[pyfunction]
@@ -132,7 +133,7 @@ pub fn describe_topic(
     topic: String,
     config: HashMap<String, String>,
     connect_timeout_s: f64,
-) -> PyResult<(Vec<PartitionRow>, Option<Vec<(String, String)>>)> {
+) -> PyResult<(Vec<PartitionRow>, TopicConfigs)> {
     let cfg = kafka(bootstrap_servers, config, connect_timeout_s)?;
     let info = py.detach(|| admin::describe_topic(&cfg, &topic)).py()?;
     let parts = info

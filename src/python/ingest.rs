@@ -87,6 +87,10 @@ fn consumer_options(
 
 type Outcome = Result<IngestReport>;
 
+/// A latency histogram as Prometheus takes it: cumulative `(le, count)`
+/// buckets, the count and the sum in seconds.
+type Histogram = (Vec<(f64, u64)>, u64, f64);
+
 /// An ingest run on its own thread.
 #[pyclass(module = "kafkalake._kafkalake", frozen)]
 pub struct RawIngest {
@@ -332,7 +336,7 @@ impl RawIngest {
 
     /// Latency histograms for Prometheus: name → (cumulative buckets as
     /// `(le, count)`, count, sum in seconds).
-    fn histograms(&self) -> HashMap<&'static str, (Vec<(f64, u64)>, u64, f64)> {
+    fn histograms(&self) -> HashMap<&'static str, Histogram> {
         let m = &self.metrics;
         let one = |h: &crate::histogram::Histogram| (h.prometheus_buckets(), h.count(), h.sum());
         HashMap::from([
