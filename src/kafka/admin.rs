@@ -366,17 +366,7 @@ pub fn delete_topics(cfg: &KafkaConfig, topics: &[String]) -> Result<()> {
     if topics.is_empty() {
         return Err(Error::InvalidArgument("name the topics to delete".into()));
     }
-    let probe: rdkafka::consumer::BaseConsumer<Watcher> = cfg
-        .client_config(&[])
-        .create_with_context(Watcher::default())?;
-    for t in topics {
-        if partition_count(probe.client(), cfg, t)?.is_none() {
-            return Err(Error::TopicNotFound {
-                topic: t.clone(),
-                servers: cfg.bootstrap_servers.clone(),
-            });
-        }
-    }
+    check_topics(cfg, topics)?;
     let admin: AdminClient<DefaultClientContext> = cfg.client_config(&[]).create()?;
     let opts = AdminOptions::new().operation_timeout(Some(cfg.connect_timeout));
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
