@@ -58,3 +58,87 @@ def test_topics_on_the_embedded_cluster() -> None:
         assert "other" not in kafkalake.admin.list_topics(bootstrap_servers=bs)
     with pytest.raises(InvalidArgumentError, match="partitions"):
         kafkalake.admin.create_topic("x", bootstrap_servers="127.0.0.1:1", partitions=0)
+
+
+def test_assignments_decode_as_another_client_encodes_them() -> None:
+    """A member's assignment is Kafka's consumer protocol bytes; aiokafka (a
+    pure-Python client) encodes them here and kafkalake reads them back."""
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+
+    for version, topics, user_data in [
+        (0, [("telemetry", [2, 0, 1])], b""),
+        (0, [("b", [7]), ("a", [3, 1])], b"user data"),
+        (0, [], b""),
+    ]:
+        data = ConsumerProtocolMemberAssignment(version, topics, user_data).encode()
+        want = sorted((t, p) for t, ps in topics for p in ps)
+        assert kafkalake._kafkalake.parse_assignment(data) == want
+
+
+@pytest.mark.broker
+def test_list_groups_shows_a_live_group(broker: str, topic: str) -> None:
+    """Two confluent-kafka consumers in one group: the group is listed, in its
+    state, with both members. (tansu lists a group once it has committed
+    offsets, and describes members by id only, without client ids or
+    assignments; kafkalake reports what the broker says rather than
+    inventing it, and the decoding of assignments is checked above against
+    aiokafka's encoding.)"""
+    from confluent_kafka import Consumer
+
+    from conftest import create_topic, wait_until
+
+    create_topic(broker, topic, partitions=3)
+    kafkalake.produce("iot", topic, bootstrap_servers=broker, count=30, progress=False)
+    group = f"g-{topic}"
+    consumers = [
+        Consumer(
+            {
+                "bootstrap.servers": broker,
+                "group.id": group,
+                "client.id": f"worker-{i}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        for i in range(2)
+    ]
+    try:
+        for c in consumers:
+            c.subscribe([topic])
+        seen: set[tuple[int, int]] = set()
+
+        def all_read() -> bool:  # (tansu lists a group once it has committed)
+            for c in consumers:
+                m = c.poll(0.1)
+                if m is not None and m.error() is None:
+                    seen.add((m.partition(), m.offset()))
+                    c.commit(m, asynchronous=False)
+            return bool(seen) and all(c.assignment() for c in consumers)
+
+        wait_until("both members to be assigned and commit", all_read, timeout=60)
+        groups = kafkalake.admin.list_groups(bootstrap_servers=broker)
+        assert [g.group for g in groups if g.group == group] == [group]
+        (g,) = kafkalake.admin.list_groups(group, bootstrap_servers=broker)
+        assert g.group == group and g.protocol_type == "consumer"
+        assert g.state == "Stable"
+        # Kafka names a member after its client id.
+        assert sorted(m.member_id[: len("worker-0")] for m in g.members) == [
+            "worker-0",
+            "worker-1",
+        ]
+        assigned = sorted(p for m in g.members for t, p in m.assignment if t == topic)
+        assert assigned in ([], [0, 1, 2])
+        table = g.assignments()
+        assert table.column_names == ["member_id", "client_id", "topic", "partition"]
+        assert table.num_rows == len(assigned)
+    finally:
+        for c in consumers:
+            c.close()
+    assert kafkalake.admin.list_groups(f"none-{topic}", bootstrap_servers=broker) == []
+
+
+def test_list_groups_bad_arguments() -> None:
+    with pytest.raises(InvalidArgumentError, match="group must be"):
+        kafkalake.admin.list_groups("", bootstrap_servers="127.0.0.1:1")
+    with pytest.raises(kafkalake.exceptions.BrokerUnreachableError):
+        kafkalake.admin.list_groups(bootstrap_servers="127.0.0.1:1", connect_timeout=1)

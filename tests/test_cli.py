@@ -60,6 +60,31 @@ def test_produce_command(broker: str, topic: str) -> None:
     assert len(read_topic(broker, topic)) == 1500
 
 
+@pytest.mark.broker
+def test_produce_to_a_partition_with_a_delivery_log(broker: str, topic: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Seed 004's producer: geo events sent by ``python_kafka_sdk``, where each
+    one was delivered written down."""
+    import pyarrow.csv as pcsv
+
+    log = tmp_path / "log" / "deliveries.csv"
+    out = run(
+        "produce", "geo", "--topic", topic, "--bootstrap-servers", broker, "--count", "40",
+        "--partitions", "3", "--partition", "1", "--sender", "python_kafka_sdk",
+        "--delivery-log", str(log),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    table = pcsv.read_csv(log)
+    assert table.column("message").to_pylist() == list(range(40))
+    assert set(table.column("partition").to_pylist()) == {1}
+    got = read_topic(broker, topic)
+    assert sorted(o for p, o, _, _ in got if p == 1) == table.column("offset").to_pylist()
+    assert all(json.loads(v)["sender"] == "python_kafka_sdk" for _, _, _, v in got)
+
+    groups = run("groups", "--bootstrap-servers", broker, "--group", "nobody", "--json")
+    assert groups.returncode == 0, groups.stderr
+    assert json.loads(groups.stdout) == []
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -72,6 +97,10 @@ def test_produce_command(broker: str, topic: str) -> None:
             "key=value",
         ),
         (["produce", "nope", "--topic", "t"], "invalid choice"),
+        (
+            ["produce", "geo", "--topic", "t", "--embedded", "--delivery-log", "log.txt"],
+            "name a .csv or a .parquet file",
+        ),
         (["demo", "--profiles", "iot,bogus"], "unknown profile"),
     ],
 )

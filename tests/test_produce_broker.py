@@ -269,6 +269,9 @@ def test_message_over_the_limit(broker: str, topic: str) -> None:
         ({"late_ratio": 3}, "late_ratio"),
         ({"bootstrap_servers": ""}, "bootstrap_servers"),
         ({"partitions": 0}, "partitions"),
+        ({"partition": -1}, "partition must be a partition number"),
+        ({"sender": "me"}, "sender is a field of the geo profile only"),
+        ({"profile": "geo", "sender": ""}, "sender must be a non-empty string"),
     ],
 )
 def test_bad_arguments_fail_before_connecting(kwargs: dict[str, object], match: str) -> None:
@@ -339,3 +342,95 @@ def test_ctrl_c_stops_promptly_and_reports(broker: str, topic: str) -> None:
     acked = int(err.split(" of ")[0].strip().replace(",", ""))
     assert acked >= 1000
     assert len(read_topic(broker, topic)) == acked
+
+
+def test_delivery_log_says_where_each_message_went(broker: str, topic: str) -> None:
+    """Each row of the log names the partition and offset where confluent-kafka
+    finds exactly the message sent in that position."""
+    n = 400
+    report = kafkalake.produce(
+        "iot",
+        topic,
+        bootstrap_servers=broker,
+        count=n,
+        seed=5,
+        start_time=START,
+        partitions=3,
+        delivery_log=True,
+        progress=False,
+    )
+    log = report.delivery_log
+    assert log is not None and log.num_rows == n
+    assert log.column("message").to_pylist() == list(range(n))
+    assert log.column("error").null_count == n
+    assert log.column("timestamp").null_count == 0
+    assert log.schema.field("timestamp").type == pa.timestamp("ms", tz="UTC")
+    sent = expected_messages("iot", n, seed=5)
+    got = {(p, o): (k, v) for p, o, k, v in read_topic(broker, topic)}
+    where = list(
+        zip(log.column("partition").to_pylist(), log.column("offset").to_pylist(), strict=True)
+    )
+    assert len(set(where)) == n and set(where) == set(got)
+    assert [got[w] for w in where] == sent
+    assert len(set(log.column("partition").to_pylist())) == 3
+    # Without the option there is no log (and no memory spent on one).
+    plain = kafkalake.produce("iot", topic, bootstrap_servers=broker, count=5, progress=False)
+    assert plain.delivery_log is None
+
+
+def test_produce_to_one_partition(broker: str, topic: str) -> None:
+    report = kafkalake.produce(
+        "geo",
+        topic,
+        bootstrap_servers=broker,
+        count=120,
+        partitions=3,
+        partition=2,
+        delivery_log=True,
+        progress=False,
+    )
+    assert report.acknowledged == 120
+    table = pa.table({"value": [b"a", b"b", b"c"]})
+    arrow = kafkalake.produce_arrow(
+        table, topic, bootstrap_servers=broker, value_column="value", partition=0, progress=False
+    )
+    assert arrow.acknowledged == 3
+    got = read_topic(broker, topic)
+    assert len(got) == 123
+    assert [v for p, _, _, v in got if p == 0] == [b"a", b"b", b"c"]
+    assert not [v for p, _, _, v in got if p == 1]
+    in_2 = sorted(o for p, o, _, _ in got if p == 2)
+    assert report.delivery_log.column("offset").to_pylist() == in_2 and len(in_2) == 120
+    assert set(report.delivery_log.column("partition").to_pylist()) == {2}
+
+
+def test_a_partition_the_topic_lacks_is_refused_before_sending(broker: str, topic: str) -> None:
+    create_topic(broker, topic, partitions=2)
+    with pytest.raises(
+        kafkalake.exceptions.InvalidArgumentError, match=r"partition 2 does not exist.*2 partition"
+    ):
+        kafkalake.produce(
+            "iot", topic, bootstrap_servers=broker, count=10, partition=2, progress=False
+        )
+    assert read_topic(broker, topic) == []
+
+
+def test_geo_sender(broker: str, topic: str) -> None:
+    """Seed 004's producer sends ``sender: python_kafka_sdk``."""
+    t = pa.table(kafkalake.generate("geo", 50, sender="python_kafka_sdk"))
+    assert set(t.column("sender").to_pylist()) == {"python_kafka_sdk"}
+    kafkalake.produce(
+        "geo",
+        topic,
+        bootstrap_servers=broker,
+        count=50,
+        sender="python_kafka_sdk",
+        key_field="sender",
+        progress=False,
+    )
+    got = read_topic(broker, topic)
+    assert len(got) == 50
+    assert {k for _, _, k, _ in got} == {b"python_kafka_sdk"}
+    assert {json.loads(v)["sender"] for _, _, _, v in got} == {"python_kafka_sdk"}
+    default = pa.table(kafkalake.generate("geo", 5))
+    assert set(default.column("sender").to_pylist()) == {"kafkalake"}

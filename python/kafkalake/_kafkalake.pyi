@@ -3,6 +3,8 @@ from collections.abc import Callable
 from typing import Any, final
 
 from kafkalake._arrow import ArrowSchemaExportable, ArrowStreamExportable
+from kafkalake.generate import EventOptions
+from kafkalake.producer import ProduceArgs
 
 __all__ = [
     "RawBatchConsumer",
@@ -16,7 +18,9 @@ __all__ = [
     "describe_topic",
     "generate",
     "group_offsets",
+    "list_groups",
     "list_topics",
+    "parse_assignment",
     "profile_schema",
     "profiles",
     "read_capture",
@@ -31,68 +35,18 @@ def profiles() -> list[str]: ...
 def profile_schema(profile: str) -> ArrowSchemaExportable: ...
 def sample_messages(profile: str, n: int, *, seed: int = 0) -> list[tuple[bytes | None, bytes]]: ...
 def generate(
-    profile: str,
-    n: int,
-    *,
-    seed: int,
-    start_time_us: int | None,
-    event_interval_s: float,
-    duplicate_ratio: float | None,
-    late_ratio: float,
-    max_lateness_s: float,
-    malformed_ratio: float,
-    key_field: str | None,
-    no_key: bool,
-    devices: int,
-    as_messages: bool,
-    batch_size: int,
+    profile: str, n: int, events: EventOptions, *, as_messages: bool, batch_size: int
 ) -> ArrowStreamExportable: ...
 
 @final
 class RawProduceJob:
     @staticmethod
-    def for_profile(
-        profile: str,
-        *,
-        bootstrap_servers: str,
-        topic: str,
-        config: dict[str, str],
-        connect_timeout_s: float,
-        create_topic: bool,
-        partitions: int | None,
-        replication_factor: int,
-        count: int | None,
-        duration_s: float | None,
-        rate: float | None,
-        idempotent: bool,
-        compression: str,
-        flush_timeout_s: float,
-        seed: int,
-        start_time_us: int | None,
-        event_interval_s: float,
-        duplicate_ratio: float | None,
-        late_ratio: float,
-        max_lateness_s: float,
-        malformed_ratio: float,
-        key_field: str | None,
-        no_key: bool,
-        devices: int,
-    ) -> RawProduceJob: ...
+    def for_profile(profile: str, produce: ProduceArgs, events: EventOptions) -> RawProduceJob: ...
     @staticmethod
     def for_arrow(
         data: object,
+        produce: ProduceArgs,
         *,
-        bootstrap_servers: str,
-        topic: str,
-        config: dict[str, str],
-        connect_timeout_s: float,
-        create_topic: bool,
-        partitions: int | None,
-        replication_factor: int,
-        rate: float | None,
-        idempotent: bool,
-        compression: str,
-        flush_timeout_s: float,
         key_column: str | None,
         value_column: str | None,
     ) -> RawProduceJob: ...
@@ -261,3 +215,10 @@ def describe_topic(
 def delete_topics(
     bootstrap_servers: str, topics: list[str], config: dict[str, str], connect_timeout_s: float
 ) -> None: ...
+def list_groups(
+    bootstrap_servers: str,
+    group: str | None,
+    config: dict[str, str],
+    connect_timeout_s: float,
+) -> list[tuple[str, str, str, str, list[tuple[str, str, str, list[tuple[str, int]]]]]]: ...
+def parse_assignment(data: bytes) -> list[tuple[str, int]]: ...

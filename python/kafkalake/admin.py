@@ -1,7 +1,8 @@
 """Kafka administration for the labs: topics (create with partitions and
-configs, describe, list, delete) and consumer groups seen from outside (lag
-for any group, kafkalake's or not, and replay by moving a group's offsets;
-neither joins the group)."""
+configs, describe, list, delete) and consumer groups seen from outside (the
+groups with their members and assignments, lag for any group, kafkalake's
+or not, and replay by moving a group's offsets; none of these joins the
+group)."""
 
 from __future__ import annotations
 
@@ -302,3 +303,83 @@ def delete_topics(
     _kafkalake.delete_topics(
         bootstrap_servers, names, librdkafka_config(config), float(connect_timeout)
     )
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """One member of a consumer group."""
+
+    member_id: str
+    """The id the group's coordinator gave the member."""
+    client_id: str
+    """The member's ``client.id``."""
+    client_host: str
+    """Where the member connects from, as the coordinator saw it."""
+    assignment: list[tuple[str, int]]
+    """The ``(topic, partition)`` pairs assigned to the member."""
+
+
+@dataclass(frozen=True)
+class GroupDescription:
+    """A consumer group as its coordinator describes it."""
+
+    group: str
+    """The group id."""
+    state: str
+    """``Stable``, ``PreparingRebalance``, ``CompletingRebalance``, ``Empty``
+    or ``Dead``."""
+    protocol_type: str
+    """``consumer`` for consumer groups."""
+    protocol: str
+    """The assignor the members agreed on (``range``, ``roundrobin``, …)."""
+    members: list[GroupMember]
+    """The members, by member id."""
+
+    def assignments(self) -> Any:
+        """A pyarrow Table: ``member_id``, ``client_id``, ``topic``, ``partition``."""
+        rows = [(m, t, p) for m in self.members for t, p in m.assignment]
+        return pa.table(
+            {
+                "member_id": pa.array([m.member_id for m, _, _ in rows], pa.string()),
+                "client_id": pa.array([m.client_id for m, _, _ in rows], pa.string()),
+                "topic": pa.array([t for _, t, _ in rows], pa.string()),
+                "partition": pa.array([p for _, _, p in rows], pa.int32()),
+            }
+        )
+
+
+def list_groups(
+    group: str | None = None,
+    *,
+    bootstrap_servers: str,
+    config: Mapping[str, ConfigValue] | None = None,
+    connect_timeout: float = 10.0,
+) -> list[GroupDescription]:
+    """The cluster's consumer groups (or only ``group``), with their state,
+    members and the partitions assigned to each member, in group order.
+
+    Any group is listed, kafkalake's or not. What the members and assignments
+    hold is what the cluster reports: a broker that does not describe members
+    (some Kafka-compatible brokers do not) gives empty lists.
+
+    Raises:
+        BrokerUnreachableError: no broker answered within ``connect_timeout``.
+    """
+    positive("connect_timeout", connect_timeout)
+    if group is not None and (not isinstance(group, str) or not group):
+        raise InvalidArgumentError(f"group must be a consumer group id or None, got {group!r}")
+    rows = _kafkalake.list_groups(
+        bootstrap_servers, group, librdkafka_config(config), float(connect_timeout)
+    )
+    return [
+        GroupDescription(
+            group=g,
+            state=state,
+            protocol_type=ptype,
+            protocol=protocol,
+            members=[
+                GroupMember(mid, cid, host, list(assigned)) for mid, cid, host, assigned in members
+            ],
+        )
+        for g, state, ptype, protocol, members in rows
+    ]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import get_args
+from pathlib import Path
+from typing import Any, get_args
 
 from kafkalake import __version__
 from kafkalake.embedded import EmbeddedKafka
@@ -176,6 +178,11 @@ def _demo_ingest(kafka: EmbeddedKafka, args: argparse.Namespace) -> None:
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
+    log_path = Path(args.delivery_log) if args.delivery_log else None
+    if log_path is not None and log_path.suffix not in (".csv", ".parquet"):
+        raise InvalidArgumentError(
+            f"--delivery-log {log_path}: name a .csv or a .parquet file to write the log to"
+        )
     servers, config, topic = _kafka_target(args, args.topic)
     if topic is None:
         raise InvalidArgumentError("--topic is required (or an Event Hubs EntityPath)")
@@ -210,16 +217,34 @@ def cmd_produce(args: argparse.Namespace) -> int:
             key_field=args.key_field,
             keyed=not args.no_key,
             devices=args.devices,
+            sender=args.sender,
+            partition=args.partition,
+            delivery_log=log_path is not None,
             raise_on_failure=False,
         )
     finally:
         if embedded is not None:
             embedded.stop()
+    if log_path is not None and report.delivery_log is not None:
+        _write_table(report.delivery_log, log_path)
     if args.json:
-        print(json.dumps(report.__dict__))
+        print(json.dumps({k: v for k, v in report.__dict__.items() if k != "delivery_log"}))
     else:
         print(report)
     return 1 if report.failed else 0
+
+
+def _write_table(table: Any, path: Path) -> None:
+    """Write a pyarrow table as CSV or Parquet, by the file's suffix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+        pq.write_table(table, path)
+    else:
+        import pyarrow.csv as pcsv  # type: ignore[import-untyped]
+
+        pcsv.write_csv(table, path)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -278,7 +303,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_read_capture(args: argparse.Namespace) -> int:
-    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow as pa
 
     from kafkalake.capture import read_capture
 
@@ -371,6 +396,31 @@ def cmd_lag(args: argparse.Namespace) -> int:
     for r in rows:
         print("  ".join(f"{'-' if r[c] is None else r[c]:>16}" for c in cols))
     print(f"total lag: {sum(r['lag'] for r in rows):,} messages")
+    return 0
+
+
+def cmd_groups(args: argparse.Namespace) -> int:
+    from kafkalake.admin import list_groups
+
+    servers, config, _ = _kafka_target(args, None)
+    if not servers:
+        raise InvalidArgumentError(f"give --bootstrap-servers (or set ${BOOTSTRAP_ENV})")
+    groups = list_groups(
+        args.group, bootstrap_servers=servers, config=config, connect_timeout=args.connect_timeout
+    )
+    if args.json:
+        print(json.dumps([dataclasses.asdict(g) for g in groups]))
+        return 0
+    if not groups:
+        print("no consumer groups")
+    for g in groups:
+        print(f"{g.group}  state={g.state}  protocol={g.protocol or '-'}  members={len(g.members)}")
+        for m in g.members:
+            by_topic: dict[str, list[int]] = {}
+            for t, p in m.assignment:
+                by_topic.setdefault(t, []).append(p)
+            assigned = ", ".join(f"{t}{sorted(ps)}" for t, ps in by_topic.items()) or "nothing"
+            print(f"  {m.client_id} ({m.member_id}, {m.client_host}): {assigned}")
     return 0
 
 
@@ -484,6 +534,16 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--key-field")
     pr.add_argument("--no-key", action="store_true")
     pr.add_argument("--devices", type=int, default=1000)
+    pr.add_argument("--sender", help="the sender field of geo events (default kafkalake)")
+    pr.add_argument(
+        "--partition", type=int, help="send every event to this partition (default: by key)"
+    )
+    pr.add_argument(
+        "--delivery-log",
+        metavar="FILE",
+        help="write where each message went (partition, offset, timestamp) to a .csv "
+        "or .parquet file",
+    )
     pr.add_argument("--json", action="store_true", help="print the report as JSON")
     pr.set_defaults(func=cmd_produce)
 
@@ -584,6 +644,17 @@ def parser() -> argparse.ArgumentParser:
             g.add_argument("--every", type=float, default=1.0, help="seconds between refreshes")
             g.add_argument("--count", type=int, help="stop after this many refreshes")
             g.set_defaults(func=cmd_monitor)
+
+    gr = sub.add_parser(
+        "groups", help="list consumer groups with their members and assigned partitions"
+    )
+    gr.add_argument("--group", help="only this group")
+    gr.add_argument("--bootstrap-servers", help=f"host:port[,…] (or ${BOOTSTRAP_ENV})")
+    _add_eventhubs_args(gr)
+    gr.add_argument("-X", "--config", action="append", default=[], metavar="KEY=VALUE")
+    gr.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (default 10)")
+    gr.add_argument("--json", action="store_true")
+    gr.set_defaults(func=cmd_groups)
 
     pf = sub.add_parser("profiles", help="list the event profiles with a sample each")
     pf.add_argument("--schema", action="store_true", help="print Arrow schemas (needs pyarrow)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Literal, TypedDict, get_args
 
 from kafkalake import _kafkalake
 from kafkalake._arrow import ArrowSchemaExportable, ArrowStreamExportable
@@ -15,20 +15,50 @@ Profile = Literal["clickstream", "geo", "iot", "search"]
 
 PROFILES: tuple[str, ...] = get_args(Profile)
 
-__all__ = ["PROFILES", "Profile", "check_event_options", "generate", "profile_schema", "sample"]
+__all__ = [
+    "PROFILES",
+    "EventOptions",
+    "Profile",
+    "event_options",
+    "generate",
+    "profile_schema",
+    "sample",
+]
 
 
-def check_event_options(
+class EventOptions(TypedDict):
+    """The event knobs of :func:`generate` and :func:`kafkalake.produce`, as
+    the Rust generator takes them (one declaration for both)."""
+
+    seed: int
+    start_time_us: int | None
+    event_interval_s: float
+    duplicate_ratio: float | None
+    late_ratio: float
+    max_lateness_s: float
+    malformed_ratio: float
+    key_field: str | None
+    no_key: bool
+    devices: int
+    sender: str | None
+
+
+def event_options(
     profile: str,
     *,
+    seed: int,
+    start_time: datetime | None,
+    event_interval: float,
     duplicate_ratio: float | None,
     late_ratio: float,
     max_lateness: float,
     malformed_ratio: float,
-    event_interval: float,
+    key_field: str | None,
+    keyed: bool,
     devices: int,
-) -> None:
-    """Reject bad event knobs before any work starts."""
+    sender: str | None,
+) -> EventOptions:
+    """Check the event knobs (before any work starts) and gather them for Rust."""
     if profile not in PROFILES:
         raise InvalidArgumentError(
             f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}"
@@ -49,6 +79,30 @@ def check_event_options(
     ):
         raise InvalidArgumentError(f"event_interval must be >= 0 seconds, got {event_interval!r}")
     positive("devices", devices, integer=True)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
+    if sender is not None:
+        if profile != "geo":
+            raise InvalidArgumentError(
+                f"sender is a field of the geo profile only; the {profile} profile has none"
+            )
+        if not isinstance(sender, str) or not sender:
+            raise InvalidArgumentError(f"sender must be a non-empty string, got {sender!r}")
+    if key_field is not None and not isinstance(key_field, str):
+        raise InvalidArgumentError(f"key_field must be a field name, got {key_field!r}")
+    return EventOptions(
+        seed=seed,
+        start_time_us=micros(start_time),
+        event_interval_s=float(event_interval),
+        duplicate_ratio=duplicate_ratio,
+        late_ratio=float(late_ratio),
+        max_lateness_s=float(max_lateness),
+        malformed_ratio=float(malformed_ratio),
+        key_field=key_field,
+        no_key=not keyed,
+        devices=devices,
+        sender=sender,
+    )
 
 
 def generate(
@@ -65,6 +119,7 @@ def generate(
     key_field: str | None = None,
     keyed: bool = True,
     devices: int = 1000,
+    sender: str | None = None,
     format: Literal["arrow", "messages"] = "arrow",
     batch_size: int = 65_536,
 ) -> ArrowStreamExportable:
@@ -91,6 +146,8 @@ def generate(
             e.g. ``deviceId`` for ``iot``).
         keyed: ``False`` for messages without a key.
         devices: number of devices (``iot``).
+        sender: the ``sender`` field of ``geo`` events (default
+            ``"kafkalake"``; seed 004's producer sends ``"python_kafka_sdk"``).
         format: ``"arrow"`` for typed columns (see :func:`profile_schema`),
             ``"messages"`` for ``key``/``value`` binary columns holding exactly
             the bytes the producer would send.
@@ -98,34 +155,24 @@ def generate(
     """
     positive("n", n, integer=True)
     positive("batch_size", batch_size, integer=True)
-    check_event_options(
+    events = event_options(
         profile,
+        seed=seed,
+        start_time=start_time,
+        event_interval=event_interval,
         duplicate_ratio=duplicate_ratio,
         late_ratio=late_ratio,
         max_lateness=max_lateness,
         malformed_ratio=malformed_ratio,
-        event_interval=event_interval,
+        key_field=key_field,
+        keyed=keyed,
         devices=devices,
+        sender=sender,
     )
     if format not in ("arrow", "messages"):
         raise InvalidArgumentError(f"format must be 'arrow' or 'messages', got {format!r}")
-    if not isinstance(seed, int) or seed < 0:
-        raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
     return _kafkalake.generate(
-        profile,
-        n,
-        seed=seed,
-        start_time_us=micros(start_time),
-        event_interval_s=float(event_interval),
-        duplicate_ratio=duplicate_ratio,
-        late_ratio=float(late_ratio),
-        max_lateness_s=float(max_lateness),
-        malformed_ratio=float(malformed_ratio),
-        key_field=key_field,
-        no_key=not keyed,
-        devices=devices,
-        as_messages=format == "messages",
-        batch_size=batch_size,
+        profile, n, events, as_messages=format == "messages", batch_size=batch_size
     )
 
 

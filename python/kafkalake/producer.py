@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from kafkalake import _kafkalake, jobs
 from kafkalake._arrow import ArrowArrayExportable, ArrowStreamExportable
-from kafkalake._config import ConfigValue, librdkafka_config, micros, positive
+from kafkalake._config import ConfigValue, librdkafka_config, positive
 from kafkalake._progress import Progress, interactive
 from kafkalake.exceptions import (
     DeliveryError,
@@ -17,7 +17,7 @@ from kafkalake.exceptions import (
     KafkalakeError,
     ProduceInterrupted,
 )
-from kafkalake.generate import Profile, check_event_options
+from kafkalake.generate import Profile, event_options
 
 __all__ = ["Compression", "ProduceReport", "produce", "produce_arrow"]
 
@@ -55,11 +55,20 @@ class ProduceReport:
     """Stopped early by Ctrl-C."""
     partitions: int = 0
     """Partitions of the topic."""
+    delivery_log: Any = field(default=None, repr=False, compare=False)
+    """With ``delivery_log=True``: a pyarrow Table, one row per message in
+    the order sent: ``message`` (its position, from 0), ``partition``,
+    ``offset``, ``timestamp`` (as the broker stored the record) and
+    ``error`` (why it failed; ``offset`` and ``timestamp`` are then null)."""
 
     @classmethod
     def _from_raw(cls, raw: Mapping[str, Any]) -> ProduceReport:
         fields = dict(raw)
         fields["errors"] = dict(fields["errors"])
+        if fields.get("delivery_log") is not None:
+            import pyarrow as pa  # type: ignore[import-untyped]
+
+            fields["delivery_log"] = pa.table(fields["delivery_log"])
         return cls(**fields)
 
     def __str__(self) -> str:
@@ -110,16 +119,46 @@ def _run(
     return report
 
 
-def _common(
+class ProduceArgs(TypedDict):
+    """The options of :func:`produce` and :func:`produce_arrow`, as the Rust
+    producer takes them (one declaration for both)."""
+
+    bootstrap_servers: str
+    topic: str
+    config: dict[str, str]
+    connect_timeout_s: float
+    create_topic: bool
+    partitions: int | None
+    replication_factor: int
+    count: int | None
+    duration_s: float | None
+    rate: float | None
+    idempotent: bool
+    compression: str
+    flush_timeout_s: float
+    partition: int | None
+    delivery_log: bool
+
+
+def _produce_args(
+    *,
     bootstrap_servers: str,
     topic: str,
-    rate: float | None,
+    config: Mapping[str, ConfigValue] | None,
+    connect_timeout: float,
+    create_topic: bool,
     partitions: int | None,
     replication_factor: int,
-    connect_timeout: float,
-    flush_timeout: float,
+    count: int | None,
+    duration: float | None,
+    rate: float | None,
+    idempotent: bool,
     compression: str,
-) -> None:
+    flush_timeout: float,
+    partition: int | None,
+    delivery_log: bool,
+) -> ProduceArgs:
+    """Check the options (before any work starts) and gather them for Rust."""
     if not isinstance(bootstrap_servers, str) or not bootstrap_servers.strip():
         raise InvalidArgumentError(
             "bootstrap_servers must be 'host:port[,host:port…]' "
@@ -132,10 +171,35 @@ def _common(
     positive("replication_factor", replication_factor, integer=True)
     positive("connect_timeout", connect_timeout)
     positive("flush_timeout", flush_timeout)
+    positive("count", count, integer=True)
+    positive("duration", duration)
     if compression not in ("none", "gzip", "snappy", "lz4", "zstd"):
         raise InvalidArgumentError(
             f"compression must be one of none, gzip, snappy, lz4, zstd; got {compression!r}"
         )
+    if partition is not None and (
+        isinstance(partition, bool) or not isinstance(partition, int) or partition < 0
+    ):
+        raise InvalidArgumentError(
+            f"partition must be a partition number (0 or more) or None, got {partition!r}"
+        )
+    return ProduceArgs(
+        bootstrap_servers=bootstrap_servers,
+        topic=topic,
+        config=librdkafka_config(config),
+        connect_timeout_s=float(connect_timeout),
+        create_topic=bool(create_topic),
+        partitions=partitions,
+        replication_factor=replication_factor,
+        count=count,
+        duration_s=None if duration is None else float(duration),
+        rate=None if rate is None else float(rate),
+        idempotent=bool(idempotent),
+        compression=compression,
+        flush_timeout_s=float(flush_timeout),
+        partition=partition,
+        delivery_log=bool(delivery_log),
+    )
 
 
 def produce(
@@ -165,6 +229,9 @@ def produce(
     key_field: str | None = None,
     keyed: bool = True,
     devices: int = 1000,
+    sender: str | None = None,
+    partition: int | None = None,
+    delivery_log: bool = False,
 ) -> ProduceReport:
     """Produce events of ``profile`` to ``topic`` at ``rate`` events/s.
 
@@ -202,62 +269,54 @@ def produce(
         raise_on_failure: raise :class:`DeliveryError` (with ``.report``) if
             any message failed; else just report it.
         seed, start_time, duplicate_ratio, late_ratio, max_lateness,
-        malformed_ratio, key_field, keyed, devices: as for :func:`generate`.
+        malformed_ratio, key_field, keyed, devices, sender: as for
+            :func:`generate`.
+        partition: send every message to this partition (default: by key,
+            with the Java client's partitioner, so one key always lands in
+            one partition). A partition the topic does not have raises
+            :class:`InvalidArgumentError` before anything is sent.
+        delivery_log: keep where each message went; the report's
+            ``delivery_log`` is then a pyarrow Table of ``message``,
+            ``partition``, ``offset``, ``timestamp`` and ``error`` per message
+            (about 40 bytes of memory per message: for runs of bounded size).
 
     Returns:
         A :class:`ProduceReport`. Ctrl-C raises :class:`ProduceInterrupted`
         (a ``KeyboardInterrupt``) whose ``report`` says what was delivered.
     """
-    _common(
-        bootstrap_servers,
-        topic,
-        rate,
-        partitions,
-        replication_factor,
-        connect_timeout,
-        flush_timeout,
-        compression,
-    )
-    positive("count", count, integer=True)
-    positive("duration", duration)
     event_interval = 1.0 / rate if rate else 0.001
-    check_event_options(
-        profile,
-        duplicate_ratio=duplicate_ratio,
-        late_ratio=late_ratio,
-        max_lateness=max_lateness,
-        malformed_ratio=malformed_ratio,
-        event_interval=event_interval,
-        devices=devices,
-    )
-    if not isinstance(seed, int) or seed < 0:
-        raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
-    job = _kafkalake.RawProduceJob.for_profile(
-        profile,
+    args = _produce_args(
         bootstrap_servers=bootstrap_servers,
         topic=topic,
-        config=librdkafka_config(config),
-        connect_timeout_s=float(connect_timeout),
+        config=config,
+        connect_timeout=connect_timeout,
         create_topic=create_topic,
         partitions=partitions,
         replication_factor=replication_factor,
         count=count,
-        duration_s=None if duration is None else float(duration),
-        rate=None if rate is None else float(rate),
+        duration=duration,
+        rate=rate,
         idempotent=idempotent,
         compression=compression,
-        flush_timeout_s=float(flush_timeout),
-        seed=seed,
-        start_time_us=micros(start_time or datetime.now(UTC)),
-        event_interval_s=event_interval,
-        duplicate_ratio=duplicate_ratio,
-        late_ratio=float(late_ratio),
-        max_lateness_s=float(max_lateness),
-        malformed_ratio=float(malformed_ratio),
-        key_field=key_field,
-        no_key=not keyed,
-        devices=devices,
+        flush_timeout=flush_timeout,
+        partition=partition,
+        delivery_log=delivery_log,
     )
+    events = event_options(
+        profile,
+        seed=seed,
+        start_time=start_time or datetime.now(UTC),
+        event_interval=event_interval,
+        duplicate_ratio=duplicate_ratio,
+        late_ratio=late_ratio,
+        max_lateness=max_lateness,
+        malformed_ratio=malformed_ratio,
+        key_field=key_field,
+        keyed=keyed,
+        devices=devices,
+        sender=sender,
+    )
+    job = _kafkalake.RawProduceJob.for_profile(profile, args, events)
     show = interactive() if progress is None else progress
     return _run(job, Progress(show, count, f"{profile} → {topic}"), raise_on_failure)
 
@@ -280,6 +339,8 @@ def produce_arrow(
     flush_timeout: float = 30.0,
     progress: bool | None = None,
     raise_on_failure: bool = True,
+    partition: int | None = None,
+    delivery_log: bool = False,
 ) -> ProduceReport:
     """Produce one message per row of an Arrow table, batch or stream.
 
@@ -296,15 +357,22 @@ def produce_arrow(
             as it is; ``None`` sends each whole row as a JSON object.
         Other arguments: as for :func:`produce`.
     """
-    _common(
-        bootstrap_servers,
-        topic,
-        rate,
-        partitions,
-        replication_factor,
-        connect_timeout,
-        flush_timeout,
-        compression,
+    args = _produce_args(
+        bootstrap_servers=bootstrap_servers,
+        topic=topic,
+        config=config,
+        connect_timeout=connect_timeout,
+        create_topic=create_topic,
+        partitions=partitions,
+        replication_factor=replication_factor,
+        count=None,
+        duration=None,
+        rate=rate,
+        idempotent=idempotent,
+        compression=compression,
+        flush_timeout=flush_timeout,
+        partition=partition,
+        delivery_log=delivery_log,
     )
     if not (hasattr(data, "__arrow_c_stream__") or hasattr(data, "__arrow_c_array__")):
         raise InvalidArgumentError(
@@ -312,20 +380,7 @@ def produce_arrow(
             f"got {type(data).__name__}"
         )
     job = _kafkalake.RawProduceJob.for_arrow(
-        data,
-        bootstrap_servers=bootstrap_servers,
-        topic=topic,
-        config=librdkafka_config(config),
-        connect_timeout_s=float(connect_timeout),
-        create_topic=create_topic,
-        partitions=partitions,
-        replication_factor=replication_factor,
-        rate=None if rate is None else float(rate),
-        idempotent=idempotent,
-        compression=compression,
-        flush_timeout_s=float(flush_timeout),
-        key_column=key_column,
-        value_column=value_column,
+        data, args, key_column=key_column, value_column=value_column
     )
     show = interactive() if progress is None else progress
     return _run(job, Progress(show, None, f"arrow → {topic}"), raise_on_failure)

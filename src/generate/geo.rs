@@ -11,7 +11,8 @@
 //! Carolina zip codes of the PyPI package `zipcodes` 3.0.0 (MIT licence, see
 //! `data/LICENSE-zipcodes.txt`). `seq` counts events from 1; `timestamp` is
 //! the seed's `YYYY-MM-DD HH:MM:SS` (UTC) and `epoch` the same instant in
-//! seconds.
+//! seconds. `sender` is `kafkalake` unless the options name another (seed
+//! 004's own producer sends `python_kafka_sdk`).
 
 use std::sync::{Arc, OnceLock};
 
@@ -25,7 +26,7 @@ use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use super::{json, timestamp_type, EventBuilder, Profile, Rng};
 
 const CSV: &str = include_str!("data/nc_zipcodes.csv");
-/// Value of `sender`.
+/// Default value of `sender`.
 pub const SENDER: &str = "kafkalake";
 
 /// One North Carolina postal code.
@@ -68,18 +69,22 @@ pub struct GeoEvent {
     zip: u16,
     seq: i64,
     ts_us: i64,
+    sender: Arc<str>,
 }
 
 /// The `geo` profile.
-#[derive(Default)]
 pub struct Geo {
     seq: i64,
+    sender: Arc<str>,
 }
 
 impl Geo {
-    /// The profile; `seq` starts at 1.
-    pub fn new() -> Self {
-        Geo { seq: 0 }
+    /// The profile; `seq` starts at 1; `sender` defaults to [`SENDER`].
+    pub fn new(sender: Option<&str>) -> Self {
+        Geo {
+            seq: 0,
+            sender: Arc::from(sender.unwrap_or(SENDER)),
+        }
     }
 }
 
@@ -132,6 +137,7 @@ impl Profile for Geo {
             seq: self.seq,
             // The seed's timestamps have whole seconds.
             ts_us: ts_us.div_euclid(1_000_000) * 1_000_000,
+            sender: self.sender.clone(),
         }
     }
 
@@ -167,7 +173,7 @@ impl Profile for Geo {
         json::key(out, "epoch", false);
         json::int(out, e.ts_us.div_euclid(1_000_000));
         json::key(out, "sender", false);
-        json::string(out, SENDER);
+        json::string(out, &e.sender);
         out.push(b'}');
     }
 
@@ -176,7 +182,7 @@ impl Profile for Geo {
         let v = match field {
             0 => z.postal_cd,
             1 => z.city_name,
-            _ => SENDER,
+            _ => &*e.sender,
         };
         out.extend_from_slice(v.as_bytes());
     }
@@ -187,6 +193,7 @@ impl Profile for Geo {
             seq: Int64Builder::with_capacity(capacity),
             ts: TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
             epoch: Int64Builder::with_capacity(capacity),
+            sender: Arc::from(SENDER),
         }
     }
 }
@@ -197,10 +204,14 @@ pub struct GeoBuilder {
     seq: Int64Builder,
     ts: TimestampMicrosecondBuilder,
     epoch: Int64Builder,
+    sender: Arc<str>,
 }
 
 impl EventBuilder<GeoEvent> for GeoBuilder {
     fn append(&mut self, e: &GeoEvent) {
+        if self.zips.is_empty() {
+            self.sender = e.sender.clone();
+        }
         self.zips.push(e.zip);
         self.seq.append_value(e.seq);
         self.ts.append_value(e.ts_us);
@@ -250,7 +261,7 @@ impl EventBuilder<GeoEvent> for GeoBuilder {
             Arc::new(self.seq.finish()),
             Arc::new(self.ts.finish()),
             Arc::new(self.epoch.finish()),
-            constant(SENDER),
+            constant(&self.sender),
         ]
     }
 }

@@ -65,6 +65,8 @@ pub struct GeneratorOptions {
     pub key: KeyChoice,
     /// Number of distinct devices (`iot`).
     pub devices: u32,
+    /// The `sender` field of `geo` events (default `kafkalake`).
+    pub sender: Option<String>,
 }
 
 impl Default for GeneratorOptions {
@@ -80,6 +82,7 @@ impl Default for GeneratorOptions {
             malformed_ratio: 0.0,
             key: KeyChoice::Default,
             devices: 1000,
+            sender: None,
         }
     }
 }
@@ -354,11 +357,20 @@ impl<P: Profile> EventSource for Generator<P> {
 /// A generator for the named profile.
 pub fn new_source(profile: &str, opts: GeneratorOptions) -> Result<Box<dyn EventSource>> {
     opts.validate()?;
+    if opts.sender.is_some() && profile != "geo" {
+        return Err(Error::InvalidArgument(format!(
+            "sender is a field of the geo profile only; the {profile} profile has none"
+        )));
+    }
     Ok(match profile {
         "iot" => Box::new(Generator::new(iot::Iot::new(opts.devices), opts, 0.001)?),
         "clickstream" => Box::new(Generator::new(clickstream::Clickstream::new(), opts, 0.0)?),
         "search" => Box::new(Generator::new(search::Search::new(), opts, 0.0)?),
-        "geo" => Box::new(Generator::new(geo::Geo::new(), opts, 0.0)?),
+        "geo" => Box::new(Generator::new(
+            geo::Geo::new(opts.sender.as_deref()),
+            opts,
+            0.0,
+        )?),
         other => {
             return Err(Error::InvalidArgument(format!(
                 "unknown profile '{other}'; choose one of: {}",

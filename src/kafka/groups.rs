@@ -1,10 +1,12 @@
-//! Consumer groups seen from outside: the offsets a group has committed
-//! against each partition's log bounds (lag, for any group, kafkalake's or
-//! not), and resetting a group's offsets to an offset or a time (replay).
-//! Neither joins the group: offsets are read and written with the group's
-//! id by a client that never subscribes.
+//! Consumer groups seen from outside: the groups a cluster has, with their
+//! members and the partitions each member is assigned; the offsets a group
+//! has committed against each partition's log bounds (lag, for any group,
+//! kafkalake's or not); and resetting a group's offsets to an offset or a
+//! time (replay). None of these joins the group: offsets are read and
+//! written with the group's id by a client that never subscribes.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -240,6 +242,127 @@ pub fn reset_offsets(
         .collect())
 }
 
+/// One member of a group, as the group's coordinator describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// The id the coordinator gave the member.
+    pub member_id: String,
+    /// The member's `client.id`.
+    pub client_id: String,
+    /// The member's host, as the coordinator saw it.
+    pub client_host: String,
+    /// The partitions assigned to the member (consumer groups only).
+    pub assignment: Vec<(String, i32)>,
+}
+
+/// One consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// The group id.
+    pub group: String,
+    /// `Stable`, `PreparingRebalance`, `CompletingRebalance`, `Empty` or `Dead`.
+    pub state: String,
+    /// `consumer` for consumer groups.
+    pub protocol_type: String,
+    /// The assignor the members agreed on (`range`, `roundrobin`, …).
+    pub protocol: String,
+    /// Members, by member id.
+    pub members: Vec<GroupMember>,
+}
+
+/// The groups the cluster knows (or only `group`), with members and their
+/// assignments, in group order. A broker that does not report members or
+/// assignments gives empty lists, never invented ones.
+pub fn list_groups(cfg: &KafkaConfig, group: Option<&str>) -> Result<Vec<GroupDescription>> {
+    cfg.validate()?;
+    if group == Some("") {
+        return Err(Error::InvalidArgument("the group id is empty".into()));
+    }
+    let consumer: BaseConsumer<Watcher> = cfg
+        .client_config(&[("enable.auto.commit", "false".to_string())])
+        .create_with_context(Watcher::default())?;
+    // Reach the cluster first, so an unreachable one fails in its own words.
+    fetch_metadata(consumer.client(), cfg, None)?;
+    let deadline = Instant::now() + cfg.connect_timeout;
+    let list = consumer
+        .client()
+        .fetch_group_list(group, deadline.saturating_duration_since(Instant::now()))
+        .map_err(|e| Error::Kafka(format!("could not list the consumer groups: {e}")))?;
+    let mut out: Vec<GroupDescription> = list
+        .groups()
+        .iter()
+        .map(|g| {
+            let mut members: Vec<GroupMember> = g
+                .members()
+                .iter()
+                .map(|m| GroupMember {
+                    member_id: m.id().to_string(),
+                    client_id: m.client_id().to_string(),
+                    client_host: m.client_host().to_string(),
+                    assignment: if g.protocol_type() == "consumer" {
+                        m.assignment().map(parse_assignment).unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect();
+            members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+            GroupDescription {
+                group: g.name().to_string(),
+                state: g.state().to_string(),
+                protocol_type: g.protocol_type().to_string(),
+                protocol: g.protocol().to_string(),
+                members,
+            }
+        })
+        .filter(|g| group.is_some() || !g.group.is_empty())
+        .collect();
+    out.sort_by(|a, b| a.group.cmp(&b.group));
+    Ok(out)
+}
+
+/// The partitions in a consumer protocol `Assignment` (Kafka's
+/// `ConsumerProtocolAssignment`: version, then per topic its name and
+/// partitions, then user data), in topic and partition order. Bytes that do
+/// not parse give what parsed before them: a display, not a decision.
+pub fn parse_assignment(bytes: &[u8]) -> Vec<(String, i32)> {
+    struct Reader<'a>(&'a [u8]);
+    impl Reader<'_> {
+        fn take(&mut self, n: usize) -> Option<&[u8]> {
+            (self.0.len() >= n).then(|| {
+                let (head, tail) = self.0.split_at(n);
+                self.0 = tail;
+                head
+            })
+        }
+        fn i16(&mut self) -> Option<i16> {
+            self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
+        }
+        fn i32(&mut self) -> Option<i32> {
+            self.take(4)
+                .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        }
+    }
+    let mut r = Reader(bytes);
+    let mut out = Vec::new();
+    let parse = |r: &mut Reader<'_>, out: &mut Vec<(String, i32)>| -> Option<()> {
+        r.i16()?; // version
+        let topics = r.i32()?;
+        for _ in 0..topics.max(0) {
+            let len = usize::try_from(r.i16()?).ok()?;
+            let topic = String::from_utf8_lossy(r.take(len)?).into_owned();
+            let n = r.i32()?;
+            for _ in 0..n.max(0) {
+                out.push((topic.clone(), r.i32()?));
+            }
+        }
+        Some(())
+    };
+    let _ = parse(&mut r, &mut out);
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +381,45 @@ mod tests {
         // Committed below what retention kept: the rest of the log.
         assert_eq!(p(Some(5), 10, 100).lag(), 90);
         assert_eq!(p(Some(100), 0, 100).lag(), 0);
+    }
+
+    fn assignment_bytes(version: i16, topics: &[(&str, &[i32])], user_data: &[u8]) -> Vec<u8> {
+        let mut b = version.to_be_bytes().to_vec();
+        b.extend((topics.len() as i32).to_be_bytes());
+        for (t, ps) in topics {
+            b.extend((t.len() as i16).to_be_bytes());
+            b.extend(t.as_bytes());
+            b.extend((ps.len() as i32).to_be_bytes());
+            for p in *ps {
+                b.extend(p.to_be_bytes());
+            }
+        }
+        b.extend((user_data.len() as i32).to_be_bytes());
+        b.extend(user_data);
+        b
+    }
+
+    #[test]
+    fn assignment_parses_topics_and_partitions_in_order() {
+        let b = assignment_bytes(3, &[("telemetry", &[2, 0]), ("clicks", &[1])], b"x");
+        assert_eq!(
+            parse_assignment(&b),
+            vec![
+                ("clicks".to_string(), 1),
+                ("telemetry".to_string(), 0),
+                ("telemetry".to_string(), 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn truncated_assignment_gives_what_parsed() {
+        let b = assignment_bytes(0, &[("a", &[0, 1]), ("b", &[5])], b"");
+        assert_eq!(
+            parse_assignment(&b[..b.len() - 10]),
+            vec![("a".to_string(), 0), ("a".to_string(), 1)]
+        );
+        assert!(parse_assignment(&[]).is_empty());
+        assert!(parse_assignment(&[0, 0, 0xff, 0xff, 0xff, 0xff]).is_empty());
     }
 }

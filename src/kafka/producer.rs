@@ -3,16 +3,22 @@
 //! The send loop runs on the caller's thread; librdkafka's own threads batch,
 //! compress and send, and a [`ThreadedProducer`] thread delivers the delivery
 //! reports into shared counters that another thread (the Python progress
-//! display) can read at any time through [`ProduceState`].
+//! display) can read at any time through [`ProduceState`]. With a delivery
+//! log, the same thread records where each message went (partition, offset,
+//! timestamp), and the report carries it as one Arrow batch in send order.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use arrow::array::{
+    Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::DeliveryResult;
+use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
 
 use super::admin::{ensure_topic, TopicSpec};
@@ -48,6 +54,11 @@ pub struct ProduceOptions {
     pub compression: String,
     /// How long to wait at the end for outstanding deliveries.
     pub flush_timeout: Duration,
+    /// Send every message to this partition (`None`: by key, as Kafka's
+    /// default partitioner does).
+    pub partition: Option<i32>,
+    /// Record where each message went (see [`delivery_log_schema`]).
+    pub delivery_log: bool,
 }
 
 impl ProduceOptions {
@@ -70,6 +81,13 @@ impl ProduceOptions {
         if let Some(d) = self.duration {
             if d.is_zero() {
                 return Err(Error::InvalidArgument("duration must be positive".into()));
+            }
+        }
+        if let Some(p) = self.partition {
+            if p < 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "partition must be a partition number (0 or more), got {p}"
+                )));
             }
         }
         if !COMPRESSIONS.contains(&self.compression.as_str()) {
@@ -100,6 +118,36 @@ pub struct ProduceState {
     done: Mutex<bool>,
     done_cv: Condvar,
     started: Mutex<Option<Instant>>,
+    log: Mutex<Vec<Delivery>>,
+}
+
+/// Where one message went.
+#[derive(Debug)]
+struct Delivery {
+    /// Position in send order, from 0.
+    message: u64,
+    partition: i32,
+    offset: Option<i64>,
+    timestamp_ms: Option<i64>,
+    error: Option<String>,
+}
+
+/// Columns of a produce run's delivery log, one row per message in send order:
+/// `message` (its position, from 0), `partition`, `offset` and `timestamp`
+/// (the record's, as the broker stored it) — null for a message that failed —
+/// and `error` (why it failed, else null).
+pub fn delivery_log_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("message", DataType::UInt64, false),
+        Field::new("partition", DataType::Int32, false),
+        Field::new("offset", DataType::Int64, true),
+        Field::new(
+            "timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("error", DataType::Utf8, true),
+    ])
 }
 
 impl ProduceState {
@@ -125,6 +173,33 @@ impl ProduceState {
             .ok()
             .and_then(|s| *s)
             .map_or(0.0, |s| s.elapsed().as_secs_f64())
+    }
+
+    fn take_log(&self) -> Result<RecordBatch> {
+        let mut log = self
+            .log
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
+        log.sort_unstable_by_key(|d| d.message);
+        let batch = RecordBatch::try_new(
+            Arc::new(delivery_log_schema()),
+            vec![
+                Arc::new(UInt64Array::from_iter_values(log.iter().map(|d| d.message))),
+                Arc::new(Int32Array::from_iter_values(
+                    log.iter().map(|d| d.partition),
+                )),
+                Arc::new(Int64Array::from_iter(log.iter().map(|d| d.offset))),
+                Arc::new(
+                    TimestampMillisecondArray::from_iter(log.iter().map(|d| d.timestamp_ms))
+                        .with_timezone("UTC"),
+                ),
+                Arc::new(StringArray::from_iter(
+                    log.iter().map(|d| d.error.as_deref()),
+                )),
+            ],
+        )?;
+        Ok(batch)
     }
 
     /// Mark the run finished and wake waiters.
@@ -175,6 +250,8 @@ pub struct ProduceReport {
     pub interrupted: bool,
     /// Partitions of the topic.
     pub partitions: usize,
+    /// Where each message went, in send order (with `delivery_log`).
+    pub delivery_log: Option<RecordBatch>,
 }
 
 impl ProduceReport {
@@ -191,6 +268,7 @@ impl ProduceReport {
 struct DeliveryCounter {
     state: Arc<ProduceState>,
     errors: ClientErrors,
+    log: bool,
 }
 
 impl ClientContext for DeliveryCounter {
@@ -206,9 +284,10 @@ impl WatchErrors for DeliveryCounter {
 }
 
 impl ProducerContext for DeliveryCounter {
-    type DeliveryOpaque = ();
+    /// The message's position in send order.
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, message: usize) {
         match result {
             Ok(m) => {
                 self.state.acknowledged.fetch_add(1, Ordering::Relaxed);
@@ -217,6 +296,27 @@ impl ProducerContext for DeliveryCounter {
                     .fetch_add(m.payload_len() as u64, Ordering::Relaxed);
             }
             Err((e, _)) => self.state.fail(e.to_string()),
+        }
+        if self.log {
+            let entry = match result {
+                Ok(m) => Delivery {
+                    message: message as u64,
+                    partition: m.partition(),
+                    offset: Some(m.offset()),
+                    timestamp_ms: m.timestamp().to_millis(),
+                    error: None,
+                },
+                Err((e, m)) => Delivery {
+                    message: message as u64,
+                    partition: m.partition(),
+                    offset: None,
+                    timestamp_ms: None,
+                    error: Some(e.to_string()),
+                },
+            };
+            if let Ok(mut log) = self.state.log.lock() {
+                log.push(entry);
+            }
         }
     }
 }
@@ -261,6 +361,7 @@ fn run(
         config.create_with_context(DeliveryCounter {
             state: state.clone(),
             errors: ClientErrors::default(),
+            log: opts.delivery_log,
         })?;
     let partitions = ensure_topic(
         producer.client(),
@@ -268,6 +369,15 @@ fn run(
         &opts.topic,
         &opts.topic_spec,
     )?;
+    if let Some(p) = opts.partition {
+        if p as usize >= partitions {
+            return Err(Error::InvalidArgument(format!(
+                "partition {p} does not exist: topic '{}' has {partitions} partition(s), 0 to {}",
+                opts.topic,
+                partitions.saturating_sub(1)
+            )));
+        }
+    }
     let max_bytes: usize = opts
         .kafka
         .get("message.max.bytes")
@@ -315,9 +425,13 @@ fn run(
                 });
                 break 'outer;
             }
-            let mut record = BaseRecord::to(&opts.topic).payload(&value[..]);
+            let mut record =
+                BaseRecord::with_opaque_to(&opts.topic, sent as usize).payload(&value[..]);
             if has_key {
                 record = record.key(&key[..]);
+            }
+            if let Some(p) = opts.partition {
+                record = record.partition(p);
             }
             loop {
                 match producer.send(record) {
@@ -379,6 +493,11 @@ fn run(
         target_rate: opts.rate,
         interrupted: state.cancel.load(Ordering::Relaxed),
         partitions,
+        delivery_log: if opts.delivery_log {
+            Some(state.take_log()?)
+        } else {
+            None
+        },
     };
     Ok((report, fatal))
 }

@@ -156,3 +156,41 @@ pub fn delete_topics(
     let cfg = kafka(bootstrap_servers, config, connect_timeout_s)?;
     py.detach(|| admin::delete_topics(&cfg, &topics)).py()
 }
+
+/// A member: `(member id, client id, host, [(topic, partition)])`.
+type MemberRow = (String, String, String, Vec<(String, i32)>);
+/// A group: `(group, state, protocol type, protocol, members)`.
+type GroupRow = (String, String, String, String, Vec<MemberRow>);
+
+/// The cluster's consumer groups (or only `group`) with members and assignments.
+#[pyfunction]
+#[pyo3(signature = (bootstrap_servers, group, config, connect_timeout_s))]
+pub fn list_groups(
+    py: Python<'_>,
+    bootstrap_servers: String,
+    group: Option<String>,
+    config: HashMap<String, String>,
+    connect_timeout_s: f64,
+) -> PyResult<Vec<GroupRow>> {
+    let cfg = kafka(bootstrap_servers, config, connect_timeout_s)?;
+    let groups = py
+        .detach(|| groups::list_groups(&cfg, group.as_deref()))
+        .py()?;
+    Ok(groups
+        .into_iter()
+        .map(|g| {
+            let members = g
+                .members
+                .into_iter()
+                .map(|m| (m.member_id, m.client_id, m.client_host, m.assignment))
+                .collect();
+            (g.group, g.state, g.protocol_type, g.protocol, members)
+        })
+        .collect())
+}
+
+/// The `(topic, partition)` pairs of a consumer protocol assignment.
+#[pyfunction]
+pub fn parse_assignment(data: &[u8]) -> Vec<(String, i32)> {
+    groups::parse_assignment(data)
+}

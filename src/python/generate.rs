@@ -10,10 +10,11 @@ use crate::generate::{
     message_batch, message_schema, new_source, GeneratorOptions, KeyChoice, PROFILES,
 };
 
-/// Build [`GeneratorOptions`] from the keyword arguments shared by
-/// `generate()` and the producer.
-#[allow(clippy::too_many_arguments)]
-pub fn options(
+/// The event knobs of `generate` and `produce`, as one dict built and
+/// checked by `kafkalake.generate.event_options` (`EventOptions` in the stub).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub struct EventArgs {
     seed: u64,
     start_time_us: Option<i64>,
     event_interval_s: f64,
@@ -24,22 +25,28 @@ pub fn options(
     key_field: Option<String>,
     no_key: bool,
     devices: u32,
-) -> GeneratorOptions {
-    let defaults = GeneratorOptions::default();
-    GeneratorOptions {
-        seed,
-        start_time_us: start_time_us.unwrap_or(defaults.start_time_us),
-        event_interval_us: event_interval_s * 1e6,
-        duplicate_ratio,
-        late_ratio,
-        max_lateness_us: (max_lateness_s * 1e6) as i64,
-        malformed_ratio,
-        key: match (no_key, key_field) {
-            (true, _) => KeyChoice::None,
-            (false, Some(f)) => KeyChoice::Field(f),
-            (false, None) => KeyChoice::Default,
-        },
-        devices,
+    sender: Option<String>,
+}
+
+impl From<EventArgs> for GeneratorOptions {
+    fn from(a: EventArgs) -> Self {
+        let defaults = GeneratorOptions::default();
+        GeneratorOptions {
+            seed: a.seed,
+            start_time_us: a.start_time_us.unwrap_or(defaults.start_time_us),
+            event_interval_us: a.event_interval_s * 1e6,
+            duplicate_ratio: a.duplicate_ratio,
+            late_ratio: a.late_ratio,
+            max_lateness_us: (a.max_lateness_s * 1e6) as i64,
+            malformed_ratio: a.malformed_ratio,
+            key: match (a.no_key, a.key_field) {
+                (true, _) => KeyChoice::None,
+                (false, Some(f)) => KeyChoice::Field(f),
+                (false, None) => KeyChoice::Default,
+            },
+            devices: a.devices,
+            sender: a.sender,
+        }
     }
 }
 
@@ -90,41 +97,16 @@ pub fn sample_messages(
 /// Generate `n` events of `profile` as an Arrow table (typed columns, or
 /// `key`/`value` message bytes when `as_messages`).
 #[pyfunction]
-#[pyo3(signature = (
-    profile, n, *, seed, start_time_us, event_interval_s, duplicate_ratio, late_ratio,
-    max_lateness_s, malformed_ratio, key_field, no_key, devices, as_messages, batch_size
-))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (profile, n, events, *, as_messages, batch_size))]
 pub fn generate(
     py: Python<'_>,
     profile: &str,
     n: u64,
-    seed: u64,
-    start_time_us: Option<i64>,
-    event_interval_s: f64,
-    duplicate_ratio: Option<f64>,
-    late_ratio: f64,
-    max_lateness_s: f64,
-    malformed_ratio: f64,
-    key_field: Option<String>,
-    no_key: bool,
-    devices: u32,
+    events: EventArgs,
     as_messages: bool,
     batch_size: usize,
 ) -> PyResult<PyTable> {
-    let opts = options(
-        seed,
-        start_time_us,
-        event_interval_s,
-        duplicate_ratio,
-        late_ratio,
-        max_lateness_s,
-        malformed_ratio,
-        key_field,
-        no_key,
-        devices,
-    );
-    let mut src = new_source(profile, opts).py()?;
+    let mut src = new_source(profile, events.into()).py()?;
     let batch_size = batch_size.max(1);
     let schema = if as_messages {
         message_schema()

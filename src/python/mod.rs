@@ -32,5 +32,7 @@ fn _kafkalake(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(admin::list_topics, m)?)?;
     m.add_function(wrap_pyfunction!(admin::describe_topic, m)?)?;
     m.add_function(wrap_pyfunction!(admin::delete_topics, m)?)?;
+    m.add_function(wrap_pyfunction!(admin::list_groups, m)?)?;
+    m.add_function(wrap_pyfunction!(admin::parse_assignment, m)?)?;
     Ok(())
 }

@@ -12,9 +12,10 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3_arrow::input::AnyRecordBatch;
+use pyo3_arrow::PyTable;
 
 use super::errors::{to_exception, IntoPyResult};
-use super::generate::options;
+use super::generate::EventArgs;
 use crate::error::{Error, Result};
 use crate::generate::new_source;
 use crate::kafka::admin::TopicSpec;
@@ -37,8 +38,11 @@ fn seconds(name: &str, s: f64) -> PyResult<Duration> {
     super::ingest::secs(name, s)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn produce_options(
+/// The options of `produce` and `produce_arrow`, as one dict built and
+/// checked by `kafkalake.producer` (`ProduceArgs` in the stub).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub struct ProduceArgs {
     bootstrap_servers: String,
     topic: String,
     config: HashMap<String, String>,
@@ -52,31 +56,42 @@ fn produce_options(
     idempotent: bool,
     compression: String,
     flush_timeout_s: f64,
-) -> PyResult<ProduceOptions> {
-    let mut settings: Vec<(String, String)> = config.into_iter().collect();
-    settings.sort();
-    let opts = ProduceOptions {
-        kafka: KafkaConfig {
-            bootstrap_servers,
-            settings,
-            connect_timeout: seconds("connect_timeout", connect_timeout_s)?,
-        },
-        topic,
-        topic_spec: TopicSpec {
-            create: create_topic,
-            partitions,
-            replication_factor,
-            configs: Vec::new(),
-        },
-        count,
-        duration: duration_s.map(|d| seconds("duration", d)).transpose()?,
-        rate,
-        idempotent,
-        compression,
-        flush_timeout: seconds("flush_timeout", flush_timeout_s)?,
-    };
-    opts.validate().py()?;
-    Ok(opts)
+    partition: Option<i32>,
+    delivery_log: bool,
+}
+
+impl ProduceArgs {
+    fn options(self) -> PyResult<ProduceOptions> {
+        let mut settings: Vec<(String, String)> = self.config.into_iter().collect();
+        settings.sort();
+        let opts = ProduceOptions {
+            kafka: KafkaConfig {
+                bootstrap_servers: self.bootstrap_servers,
+                settings,
+                connect_timeout: seconds("connect_timeout", self.connect_timeout_s)?,
+            },
+            topic: self.topic,
+            topic_spec: TopicSpec {
+                create: self.create_topic,
+                partitions: self.partitions,
+                replication_factor: self.replication_factor,
+                configs: Vec::new(),
+            },
+            count: self.count,
+            duration: self
+                .duration_s
+                .map(|d| seconds("duration", d))
+                .transpose()?,
+            rate: self.rate,
+            idempotent: self.idempotent,
+            compression: self.compression,
+            flush_timeout: seconds("flush_timeout", self.flush_timeout_s)?,
+            partition: self.partition,
+            delivery_log: self.delivery_log,
+        };
+        opts.validate().py()?;
+        Ok(opts)
+    }
 }
 
 fn report_dict<'py>(py: Python<'py>, r: &ProduceReport) -> PyResult<Bound<'py, PyDict>> {
@@ -93,6 +108,12 @@ fn report_dict<'py>(py: Python<'py>, r: &ProduceReport) -> PyResult<Bound<'py, P
     d.set_item("target_rate", r.target_rate)?;
     d.set_item("interrupted", r.interrupted)?;
     d.set_item("partitions", r.partitions)?;
+    let log = r
+        .delivery_log
+        .clone()
+        .map(|b| PyTable::try_new(vec![b.clone()], b.schema()))
+        .transpose()?;
+    d.set_item("delivery_log", log)?;
     Ok(d)
 }
 
@@ -111,108 +132,22 @@ impl RawProduceJob {
 impl RawProduceJob {
     /// A job producing generated events of `profile`.
     #[staticmethod]
-    #[pyo3(signature = (
-        profile, *, bootstrap_servers, topic, config, connect_timeout_s, create_topic, partitions,
-        replication_factor, count, duration_s, rate, idempotent, compression, flush_timeout_s,
-        seed, start_time_us, event_interval_s, duplicate_ratio, late_ratio, max_lateness_s,
-        malformed_ratio, key_field, no_key, devices
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    fn for_profile(
-        profile: &str,
-        bootstrap_servers: String,
-        topic: String,
-        config: HashMap<String, String>,
-        connect_timeout_s: f64,
-        create_topic: bool,
-        partitions: Option<i32>,
-        replication_factor: i32,
-        count: Option<u64>,
-        duration_s: Option<f64>,
-        rate: Option<f64>,
-        idempotent: bool,
-        compression: String,
-        flush_timeout_s: f64,
-        seed: u64,
-        start_time_us: Option<i64>,
-        event_interval_s: f64,
-        duplicate_ratio: Option<f64>,
-        late_ratio: f64,
-        max_lateness_s: f64,
-        malformed_ratio: f64,
-        key_field: Option<String>,
-        no_key: bool,
-        devices: u32,
-    ) -> PyResult<Self> {
-        let opts = produce_options(
-            bootstrap_servers,
-            topic,
-            config,
-            connect_timeout_s,
-            create_topic,
-            partitions,
-            replication_factor,
-            count,
-            duration_s,
-            rate,
-            idempotent,
-            compression,
-            flush_timeout_s,
-        )?;
-        let gen_opts = options(
-            seed,
-            start_time_us,
-            event_interval_s,
-            duplicate_ratio,
-            late_ratio,
-            max_lateness_s,
-            malformed_ratio,
-            key_field,
-            no_key,
-            devices,
-        );
-        let source = new_source(profile, gen_opts).py()?;
+    fn for_profile(profile: &str, produce: ProduceArgs, events: EventArgs) -> PyResult<Self> {
+        let opts = produce.options()?;
+        let source = new_source(profile, events.into()).py()?;
         Ok(Self::new(opts, Box::new(source)))
     }
 
     /// A job producing one message per row of an Arrow table or stream.
     #[staticmethod]
-    #[pyo3(signature = (
-        data, *, bootstrap_servers, topic, config, connect_timeout_s, create_topic, partitions,
-        replication_factor, rate, idempotent, compression, flush_timeout_s, key_column, value_column
-    ))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (data, produce, *, key_column, value_column))]
     fn for_arrow(
         data: AnyRecordBatch,
-        bootstrap_servers: String,
-        topic: String,
-        config: HashMap<String, String>,
-        connect_timeout_s: f64,
-        create_topic: bool,
-        partitions: Option<i32>,
-        replication_factor: i32,
-        rate: Option<f64>,
-        idempotent: bool,
-        compression: String,
-        flush_timeout_s: f64,
+        produce: ProduceArgs,
         key_column: Option<String>,
         value_column: Option<String>,
     ) -> PyResult<Self> {
-        let opts = produce_options(
-            bootstrap_servers,
-            topic,
-            config,
-            connect_timeout_s,
-            create_topic,
-            partitions,
-            replication_factor,
-            None,
-            None,
-            rate,
-            idempotent,
-            compression,
-            flush_timeout_s,
-        )?;
+        let opts = produce.options()?;
         let rows = ArrowRows::new(data.into_reader()?, key_column, value_column).py()?;
         Ok(Self::new(opts, Box::new(rows)))
     }
