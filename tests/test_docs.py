@@ -43,6 +43,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -234,7 +235,13 @@ def run_plan(plan_file: Path) -> None:
             # Padded so that tracebacks give the page's own line numbers.
             source = "\n" * (step["line"] - 1) + step["text"]
             linecache.cache[page] = (len(source), None, source.splitlines(True), page)
-            exec(compile(source, page, "exec"), names)
+            try:
+                exec(compile(source, page, "exec"), names)
+            except BaseException:
+                # Printed here, not by the interpreter's own hook, which reads
+                # source lines from disk and so would not show the page's.
+                traceback.print_exc()
+                raise SystemExit(f"{page}:{step['line']}: the python block failed") from None
         else:
             argv = _kafkalake_command() + shlex.split(step["text"])[1:]
             done = subprocess.run(argv, timeout=120)
