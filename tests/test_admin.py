@@ -142,3 +142,69 @@ def test_list_groups_bad_arguments() -> None:
         kafkalake.admin.list_groups("", bootstrap_servers="127.0.0.1:1")
     with pytest.raises(kafkalake.exceptions.BrokerUnreachableError):
         kafkalake.admin.list_groups(bootstrap_servers="127.0.0.1:1", connect_timeout=1)
+
+
+def test_topic_administration_an_embedded_cluster_lacks_fails_fast_and_says_so() -> None:
+    """librdkafka's test cluster has no topic administration: deleting a topic
+    of an in-process embedded cluster is refused at once; creating or deleting
+    one on an embedded cluster that runs in another process (a notebook's
+    cluster, the command line in a terminal) fails within connect_timeout,
+    naming what to do."""
+    import subprocess
+    import sys
+    import time
+
+    from kafkalake.exceptions import KafkaError
+
+    with kafkalake.EmbeddedKafka(topics=["events"]) as kafka:
+        t0 = time.monotonic()
+        with pytest.raises(InvalidArgumentError, match="cannot delete topics"):
+            kafkalake.admin.delete_topics("events", bootstrap_servers=kafka.bootstrap_servers)
+        with pytest.raises(InvalidArgumentError, match="does not describe consumer groups"):
+            kafkalake.admin.list_groups(bootstrap_servers=kafka.bootstrap_servers)
+        assert time.monotonic() - t0 < 5
+
+    other = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, kafkalake\n"
+            "k = kafkalake.EmbeddedKafka(topics=['events'])\n"
+            "print(k.bootstrap_servers, flush=True)\n"
+            "sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert other.stdout is not None
+        servers = other.stdout.readline().strip()
+        assert kafkalake.admin.list_topics(bootstrap_servers=servers)["events"] >= 1
+        for call, what in [
+            (
+                lambda: kafkalake.admin.create_topic(
+                    "new", bootstrap_servers=servers, connect_timeout=2
+                ),
+                "create topic 'new'",
+            ),
+            (
+                lambda: kafkalake.produce(
+                    "iot", "new", bootstrap_servers=servers, count=5, connect_timeout=2
+                ),
+                "create topic 'new'",
+            ),
+            (
+                lambda: kafkalake.admin.delete_topics(
+                    "events", bootstrap_servers=servers, connect_timeout=2
+                ),
+                "delete events",
+            ),
+        ]:
+            t0 = time.monotonic()
+            with pytest.raises(KafkaError, match=f"request to {what} within 2.0 s") as err:
+                call()
+            assert "embedded cluster reached from another process" in str(err.value)
+            assert time.monotonic() - t0 < 10
+    finally:
+        other.communicate("", timeout=30)

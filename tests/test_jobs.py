@@ -195,3 +195,127 @@ def test_a_pipeline_job_runs_until_stopped(tmp_path: Path) -> None:
     assert report.interrupted and report.cycles >= 2
     assert "silver.s" in report.stages
     assert not job.running and silver_rows() == 73
+
+
+class _Kernel:
+    """A real Jupyter kernel (ipykernel) driven as a notebook front end drives it."""
+
+    def __init__(self, cwd: Path) -> None:
+        from jupyter_client.manager import KernelManager
+
+        self.km = KernelManager(kernel_name="python3")
+        self.km.start_kernel(cwd=str(cwd))
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=120)
+
+    def run(self, code: str, timeout: float = 120) -> tuple[str, str | None]:
+        """Run a cell; its stdout and the name of the error it ended with, if any."""
+        out: list[str] = []
+        error: list[str] = []
+
+        def hook(msg: dict[str, object]) -> None:
+            content = msg["content"]
+            assert isinstance(content, dict)
+            if msg["msg_type"] == "stream" and content.get("name") == "stdout":
+                out.append(str(content["text"]))
+            elif msg["msg_type"] == "error":
+                error.append(str(content["ename"]))
+
+        self.kc.execute_interactive(code, timeout=timeout, output_hook=hook)
+        return "".join(out), (error[0] if error else None)
+
+    def interrupt_when_running(self, code: str, timeout: float = 120) -> str | None:
+        """Run a cell that prints ``blocking`` and then blocks; interrupt the
+        kernel (the notebook's ■ button) once it has printed; the error the
+        cell ended with."""
+        msg_id = self.kc.execute(code)
+        interrupted = False
+        error = None
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=timeout)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream" and "blocking" in content["text"] and not interrupted:
+                self.km.interrupt_kernel()
+                interrupted = True
+            elif kind == "error":
+                error = content["ename"]
+            elif kind == "status" and content["execution_state"] == "idle":
+                return error
+
+    def close(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+
+KERNEL_SETUP = """
+import atexit, json, time
+import kafkalake
+
+def show(job, path=None):
+    r = job.report
+    text = json.dumps({"messages": r.messages, "rows": r.rows, "interrupted": r.interrupted})
+    if path:
+        open(path, "w").write(text)
+    else:
+        print(text)
+"""
+
+
+@pytest.mark.broker
+def test_a_kernel_interrupt_and_a_kernel_restart_stop_every_job(
+    durable_broker: str, topic: str, tmp_path: Path
+) -> None:
+    """In a real Jupyter kernel: interrupting a running cell (the notebook's ■
+    button) stops the background jobs, each committing what it read; a
+    kernel restart does too, before the kernel process goes."""
+    create_topic(durable_broker, topic, 2)
+    kafkalake.produce("iot", topic, bootstrap_servers=durable_broker, count=5_000, progress=False)
+    kernel = _Kernel(tmp_path)
+
+    def start(table: Path, at_exit: Path | None = None) -> None:
+        _, err = kernel.run(KERNEL_SETUP)
+        assert err is None
+        code = ""
+        if at_exit is not None:
+            # Registered before kafkalake's own exit hook, so it runs after it.
+            code += (
+                f"holder = {{}}\natexit.register(lambda: show(holder['job'], {str(at_exit)!r}))\n"
+            )
+        code += f"""
+holder = globals().get("holder", {{}})
+job = holder["job"] = kafkalake.start_ingest({topic!r}, {str(table)!r},
+    bootstrap_servers={durable_broker!r}, until="forever", max_latency=0.3)
+while job.metrics()["rows"] < 1000:
+    time.sleep(0.05)
+print("running", job.running)
+"""
+        out, err = kernel.run(code)
+        assert (out.strip(), err) == ("running True", None)
+
+    try:
+        # A restart: the kernel process exits, and its exit stops the job first.
+        done = tmp_path / "report.json"
+        start(tmp_path / "a", at_exit=done)
+        kernel.km.restart_kernel(now=False)
+        assert done.exists(), "the kernel went without stopping the job"
+        report = json.loads(done.read_text())
+        assert report["interrupted"]
+        assert report["rows"] == report["messages"] == table_rows(tmp_path / "a") >= 1000
+
+        # In the restarted kernel, a cell that would block for ten minutes,
+        # interrupted as the notebook's ■ button does.
+        kernel.kc.wait_for_ready(timeout=120)
+        start(tmp_path / "b")
+        err = kernel.interrupt_when_running('print("blocking", flush=True); time.sleep(600)')
+        assert err == "KeyboardInterrupt"
+        out, err = kernel.run("job.wait(60); show(job); print(kafkalake.jobs.running())")
+        assert err is None, out
+        report_line, still_running = out.strip().splitlines()
+        report = json.loads(report_line)
+        assert report["interrupted"] and still_running == "[]"
+        assert report["rows"] == report["messages"] == table_rows(tmp_path / "b") >= 1000
+    finally:
+        kernel.close()

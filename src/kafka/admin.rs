@@ -228,6 +228,38 @@ pub fn ensure_topic<C: ClientContext + WatchErrors>(
     }
 }
 
+/// What to do instead of deleting a topic of an embedded cluster.
+const EMBEDDED_DELETE: &str = "librdkafka's test cluster has no topic deletion: \
+    use a new topic name or a new EmbeddedKafka, or a real broker";
+
+/// Admin requests wait at most the connect timeout, on the broker and in
+/// the client (whose own default is a minute).
+fn admin_options(cfg: &KafkaConfig) -> AdminOptions {
+    AdminOptions::new()
+        .operation_timeout(Some(cfg.connect_timeout))
+        .request_timeout(Some(cfg.connect_timeout))
+}
+
+/// An admin request that failed, in words that say what to do. A request
+/// that times out although the cluster answers metadata is one it does not
+/// serve: librdkafka's mock cluster (an embedded cluster reached from
+/// another process) has no topic administration.
+fn admin_error(cfg: &KafkaConfig, what: &str, embedded_hint: &str, e: KafkaError) -> Error {
+    match e {
+        KafkaError::AdminOp(
+            RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::RequestTimedOut,
+        ) => Error::Kafka(format!(
+            "the cluster at {} did not answer the request to {what} within {:.1} s. \
+             A cluster without topic administration never answers it: an embedded \
+             cluster reached from another process is one ({embedded_hint}). Otherwise \
+             raise connect_timeout.",
+            cfg.bootstrap_servers,
+            cfg.connect_timeout.as_secs_f64()
+        )),
+        other => Error::from(other),
+    }
+}
+
 /// Create `topic` with the admin API (or the embedded cluster's own call).
 pub fn create_topic(cfg: &KafkaConfig, topic: &str, spec: &TopicSpec) -> Result<()> {
     if let Some(p) = spec.partitions.filter(|p| *p < 1) {
@@ -255,14 +287,14 @@ pub fn create_topic(cfg: &KafkaConfig, topic: &str, spec: &TopicSpec) -> Result<
     for (k, v) in &spec.configs {
         new = new.set(k, v);
     }
-    let opts = AdminOptions::new().operation_timeout(Some(cfg.connect_timeout));
-    let results = block_on(admin.create_topics([&new], &opts)).map_err(|e| match e {
-        KafkaError::AdminOp(RDKafkaErrorCode::OperationTimedOut) => Error::BrokerUnreachable {
-            servers: cfg.bootstrap_servers.clone(),
-            timeout: cfg.connect_timeout,
-            detail: "creating the topic timed out".into(),
-        },
-        other => Error::from(other),
+    let what = format!("create topic '{topic}'");
+    let results = block_on(admin.create_topics([&new], &admin_options(cfg))).map_err(|e| {
+        admin_error(
+            cfg,
+            &what,
+            "create its topics in the process that runs it, with EmbeddedKafka.create_topic",
+            e,
+        )
     })?;
     for r in results {
         match r {
@@ -366,11 +398,17 @@ pub fn delete_topics(cfg: &KafkaConfig, topics: &[String]) -> Result<()> {
     if topics.is_empty() {
         return Err(Error::InvalidArgument("name the topics to delete".into()));
     }
+    if embedded::is_embedded(&cfg.bootstrap_servers) {
+        return Err(Error::InvalidArgument(format!(
+            "the embedded cluster cannot delete topics ({EMBEDDED_DELETE})"
+        )));
+    }
     check_topics(cfg, topics)?;
     let admin: AdminClient<DefaultClientContext> = cfg.client_config(&[]).create()?;
-    let opts = AdminOptions::new().operation_timeout(Some(cfg.connect_timeout));
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let results = block_on(admin.delete_topics(&names, &opts))?;
+    let what = format!("delete {}", names.join(", "));
+    let results = block_on(admin.delete_topics(&names, &admin_options(cfg)))
+        .map_err(|e| admin_error(cfg, &what, EMBEDDED_DELETE, e))?;
     for r in results {
         if let Err((name, code)) = r {
             return Err(Error::Kafka(format!(

@@ -278,6 +278,14 @@ pub fn list_groups(cfg: &KafkaConfig, group: Option<&str>) -> Result<Vec<GroupDe
     if group == Some("") {
         return Err(Error::InvalidArgument("the group id is empty".into()));
     }
+    if super::embedded::is_embedded(&cfg.bootstrap_servers) {
+        return Err(Error::InvalidArgument(
+            "the embedded cluster does not describe consumer groups (librdkafka's test \
+             cluster has no ListGroups); a kafkalake job's metrics() show the partitions \
+             it reads, and lag() works there"
+                .into(),
+        ));
+    }
     let consumer: BaseConsumer<Watcher> = cfg
         .client_config(&[("enable.auto.commit", "false".to_string())])
         .create_with_context(Watcher::default())?;
