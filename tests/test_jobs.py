@@ -128,13 +128,16 @@ holder["job"] = job = kafkalake.start_ingest(
 )
 while job.metrics()["rows"] < 1000:
     time.sleep(0.05)
-print("running", flush=True)
 if mode == "sigint":
+    # Inside the try before saying so: the signal may come at once.
     try:
+        print("running", flush=True)
         time.sleep(600)
     except KeyboardInterrupt:
         job.wait(60)
         show()
+else:
+    print("running", flush=True)
 """
 
 
