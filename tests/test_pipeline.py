@@ -155,6 +155,34 @@ def test_silver_and_gold_equal_one_batch_query_after_every_run(tmp_path: Path) -
     assert DeltaTable(str(gold)).version() == before
 
 
+def test_a_large_run_is_written_as_several_files_at_once(tmp_path: Path) -> None:
+    """600,000 new rows (many Arrow batches, no SQL): dedupe across batches,
+    and the commit split into files encoded on every core, each row once."""
+    src, silver = tmp_path / "bronze", tmp_path / "silver"
+    n = 600_000
+    data = pa.table(kafkalake.generate("iot", n, seed=3, duplicate_ratio=0.001, batch_size=50_000))
+    write_deltalake(src, data, mode="append")
+    p = stage_pipeline(
+        src,
+        {
+            "silver.iot": {
+                "from": "bronze.src",
+                "table": str(silver),
+                "dedupe": {"key": ["eventId"], "time": "createdAt", "within": "10m"},
+            }
+        },
+    )
+    report = run_stages(p)["silver.iot"]
+    distinct = rows(src, 'SELECT count(DISTINCT "eventId") FROM t')[0][0]
+    assert report.rows_in == n and report.rows_out == distinct < n
+    assert report.deduplicated == n - distinct
+    assert rows(silver, 'SELECT count(*), count(DISTINCT "eventId") FROM t') == [
+        (distinct, distinct)
+    ]
+    cores = len(os.sched_getaffinity(0))
+    assert len(DeltaTable(str(silver)).file_uris()) == min(3, cores)
+
+
 def test_dedupe_within_the_horizon_only(tmp_path: Path) -> None:
     src, silver = tmp_path / "bronze", tmp_path / "silver"
     t = events(3)

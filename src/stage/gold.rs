@@ -35,6 +35,8 @@ use crate::runtime::block_on;
 pub const WINDOW_START: &str = "window_start";
 /// Name of a windowed gold table's window end column.
 pub const WINDOW_END: &str = "window_end";
+/// Column of the gold input saying a row is within the watermark.
+const ON_TIME: &str = "__kafkalake_on_time";
 
 /// A gold stage's transform.
 #[derive(Debug, Clone, Default)]
@@ -243,51 +245,67 @@ pub(super) fn run(
 ) -> Result<Output> {
     let stage = &opts.name;
     let schema = rows.first().map(|b| b.schema()).unwrap_or(source_schema);
-    let mut rows = concat_batches(&schema, &rows)?;
     let mut late = Vec::new();
     let mut max_event_time = None;
     let mut closed_before = None;
-    if let Some(w) = &g.window {
-        let prior = match target {
-            Some(t) => txn_version(t, &event_time_app_id(stage, &opts.source))?,
-            None => None,
-        };
-        let watermark = prior.map(|m| m.saturating_sub(w.watermark_us));
-        let column = rows.column_by_name(&w.time).cloned().ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "stage '{stage}': the window's time column '{}' is not in the source",
-                w.time
-            ))
-        })?;
-        let times = micros(stage, &w.time, &column)?;
-        let start = |t: i64| t.div_euclid(w.size_us) * w.size_us;
-        let starts: TimestampMicrosecondArray = times.iter().map(|t| t.map(start)).collect();
-        let ends: TimestampMicrosecondArray = times
-            .iter()
-            .map(|t| t.map(|t| start(t).saturating_add(w.size_us)))
-            .collect();
-        // Late: in a window the watermark closed, or with no event time.
-        let is_late: BooleanArray = ends
-            .iter()
-            .map(|e| Some(e.is_none_or(|e| watermark.is_some_and(|wm| e <= wm))))
-            .collect();
-        let on_time = arrow::compute::not(&is_late)?;
-        late.push(filter_record_batch(&rows, &is_late)?);
-        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-        fields.push(Field::new(WINDOW_START, ts.clone(), true));
-        fields.push(Field::new(WINDOW_END, ts, true));
-        let mut cols: Vec<ArrayRef> = rows.columns().to_vec();
-        cols.push(Arc::new(starts.with_timezone("UTC")));
-        cols.push(Arc::new(ends.with_timezone("UTC")));
-        let with_windows = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
-        rows = filter_record_batch(&with_windows, &on_time)?;
-        max_event_time = times.iter().flatten().copied().chain(prior).max();
-        closed_before = max_event_time.map(|m| m.saturating_sub(w.watermark_us));
-    }
+    // Batch by batch, without copying the columns: the window of each row
+    // and whether it is on time become columns of their own, and the query
+    // reads only the columns it needs.
+    let (input_schema, inputs, on_time_only) = match &g.window {
+        None => (schema, rows, String::new()),
+        Some(w) => {
+            let prior = match target {
+                Some(t) => txn_version(t, &event_time_app_id(stage, &opts.source))?,
+                None => None,
+            };
+            let watermark = prior.map(|m| m.saturating_sub(w.watermark_us));
+            let time_index = schema.index_of(&w.time).map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "stage '{stage}': the window's time column '{}' is not in the source",
+                    w.time
+                ))
+            })?;
+            let mut fields: Vec<Field> =
+                schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+            fields.push(Field::new(WINDOW_START, ts.clone(), true));
+            fields.push(Field::new(WINDOW_END, ts, true));
+            fields.push(Field::new(ON_TIME, DataType::Boolean, false));
+            let with_windows = Arc::new(Schema::new(fields));
+            let start = |t: i64| t.div_euclid(w.size_us) * w.size_us;
+            let mut inputs = Vec::with_capacity(rows.len());
+            let mut newest = prior;
+            for b in rows {
+                let times = micros(stage, &w.time, b.column(time_index))?;
+                let starts: TimestampMicrosecondArray =
+                    times.iter().map(|t| t.map(start)).collect();
+                let ends: TimestampMicrosecondArray = times
+                    .iter()
+                    .map(|t| t.map(|t| start(t).saturating_add(w.size_us)))
+                    .collect();
+                // Late: in a window the watermark closed, or with no event time.
+                let is_late: BooleanArray = ends
+                    .iter()
+                    .map(|e| Some(e.is_none_or(|e| watermark.is_some_and(|wm| e <= wm))))
+                    .collect();
+                if is_late.true_count() > 0 {
+                    late.push(filter_record_batch(&b, &is_late)?);
+                }
+                newest = times.iter().flatten().copied().chain(newest).max();
+                let mut cols: Vec<ArrayRef> = b.columns().to_vec();
+                cols.push(Arc::new(starts.with_timezone("UTC")));
+                cols.push(Arc::new(ends.with_timezone("UTC")));
+                cols.push(Arc::new(arrow::compute::not(&is_late)?));
+                inputs.push(RecordBatch::try_new(with_windows.clone(), cols)?);
+            }
+            max_event_time = newest;
+            closed_before = max_event_time.map(|m| m.saturating_sub(w.watermark_us));
+            (with_windows, inputs, format!(" WHERE {}", quote(ON_TIME)))
+        }
+    };
 
     // Partial aggregates of the new rows, in the target's state columns.
-    register(ctx, stage, "gold_input", rows.schema(), vec![rows])?;
+    register(ctx, stage, "gold_input", input_schema, inputs)?;
     let keys = g.keys();
     let key_list = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
     let states: Vec<(String, String, String)> =
@@ -310,7 +328,7 @@ pub(super) fn run(
         ctx,
         stage,
         &format!(
-            "SELECT {select_keys}{} FROM gold_input{group}",
+            "SELECT {select_keys}{} FROM gold_input{on_time_only}{group}",
             partial_cols.join(", ")
         ),
         "aggregating the new rows",

@@ -539,6 +539,9 @@ enum CommitError {
 }
 
 /// One commit of `rows` (as new files), `removes` and `txns` to `table`.
+/// Rows above which a batch is written as several files at once.
+const SPLIT_ROWS: usize = 250_000;
+
 fn commit(
     mut table: DeltaTable,
     rows: &[RecordBatch],
@@ -559,15 +562,34 @@ fn commit(
         if !rows.is_empty() {
             let schema =
                 delta::arrow_schema(&table).map_err(|e| DeltaTableError::Generic(e.to_string()))?;
-            let mut writer = RecordBatchWriter::for_table(&table)?.with_writer_properties(
-                crate::sink::writer_properties(&schema, Compression::SNAPPY, &rows),
-            );
-            // Each batch is a file of its own (gold keeps closed windows apart).
-            for b in rows {
-                let b = delta::conform_to(&uri, &schema, &b)
-                    .map_err(|e| DeltaTableError::Generic(e.to_string()))?;
-                writer.write(b).await?;
-                actions.extend(writer.flush().await?.into_iter().map(Action::Add));
+            let props = crate::sink::writer_properties(&schema, Compression::SNAPPY, &rows);
+            // Each batch is a file of its own (gold keeps closed windows
+            // apart), a large one split in consecutive parts so that the
+            // files are encoded on every core at once.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let files = rows.iter().flat_map(|b| {
+                let parts = b.num_rows().div_ceil(SPLIT_ROWS).clamp(1, cores);
+                let size = b.num_rows().div_ceil(parts);
+                (0..b.num_rows())
+                    .step_by(size)
+                    .map(|at| b.slice(at, size.min(b.num_rows() - at)))
+                    .collect::<Vec<_>>()
+            });
+            let writes = files.map(|b| {
+                let (table, schema, props, uri) =
+                    (table.clone(), schema.clone(), props.clone(), uri.clone());
+                tokio::spawn(async move {
+                    let b = delta::conform_to(&uri, &schema, &b)
+                        .map_err(|e| DeltaTableError::Generic(e.to_string()))?;
+                    let mut writer =
+                        RecordBatchWriter::for_table(&table)?.with_writer_properties(props);
+                    writer.write(b).await?;
+                    writer.flush().await
+                })
+            });
+            for written in futures::future::join_all(writes.collect::<Vec<_>>()).await {
+                let adds = written.map_err(|e| DeltaTableError::Generic(e.to_string()))??;
+                actions.extend(adds.into_iter().map(Action::Add));
             }
         }
         let now = chrono::Utc::now().timestamp_millis();

@@ -1,7 +1,41 @@
 //! Which target files a stage must read: those whose statistics say they may
 //! hold a time in a range (silver's dedupe horizon, gold's touched windows).
 //! A file without usable statistics is always read, so pruning never hides
-//! a row; it only keeps a run's reads near the size of its new rows.
+//! a row; it only keeps a run's reads near the size of its new rows. Within
+//! a file, [`time_filter`] lets the scan skip row groups by their own
+//! statistics (a large file's rows are in time order).
+
+use arrow::datatypes::{DataType, TimeUnit};
+use deltalake::datafusion::prelude::{ident, lit, Expr};
+use deltalake::datafusion::scalar::ScalarValue;
+
+/// `column` (of `data_type`) within `lo..=hi` microseconds, as a filter the
+/// scan prunes row groups with; `None` for a type it cannot state that in.
+pub(crate) fn time_filter(column: &str, data_type: &DataType, lo: i64, hi: i64) -> Option<Expr> {
+    // Rounded down: a bound of a coarser unit lets through a little more,
+    // never less.
+    let value = |us: i64| -> Option<ScalarValue> {
+        Some(match data_type {
+            DataType::Timestamp(TimeUnit::Second, tz) => {
+                ScalarValue::TimestampSecond(Some(us.div_euclid(1_000_000)), tz.clone())
+            }
+            DataType::Timestamp(TimeUnit::Millisecond, tz) => {
+                ScalarValue::TimestampMillisecond(Some(us.div_euclid(1_000)), tz.clone())
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+                ScalarValue::TimestampMicrosecond(Some(us), tz.clone())
+            }
+            DataType::Timestamp(TimeUnit::Nanosecond, tz) => {
+                ScalarValue::TimestampNanosecond(Some(us.checked_mul(1_000)?), tz.clone())
+            }
+            DataType::Date32 => {
+                ScalarValue::Date32(Some(i32::try_from(us.div_euclid(86_400_000_000)).ok()?))
+            }
+            _ => return None,
+        })
+    };
+    Some(ident(column).between(lit(value(lo)?), lit(value(hi)?)))
+}
 
 /// Whether a file with these `stats` (the Delta `add` action's JSON) may hold
 /// a value of the time `column` within `lo..=hi` (microseconds).
@@ -48,6 +82,27 @@ mod tests {
         );
         assert_eq!(stats_range(Some(STATS), "other"), None);
         assert_eq!(stats_range(None, "t"), None);
+    }
+
+    #[test]
+    fn time_filters_are_stated_in_the_column_unit() {
+        let tz = Some("UTC".into());
+        let us = DataType::Timestamp(TimeUnit::Microsecond, tz.clone());
+        let ms = DataType::Timestamp(TimeUnit::Millisecond, tz.clone());
+        let f = |t: &DataType, lo, hi| time_filter("t", t, lo, hi).map(|e| e.to_string());
+        assert_eq!(
+            f(&us, 1_500, 2_500_000).as_deref(),
+            Some("t BETWEEN TimestampMicrosecond(1500, Some(\"UTC\")) AND TimestampMicrosecond(2500000, Some(\"UTC\"))")
+        );
+        assert_eq!(
+            f(&ms, 1_500, 2_500_999).as_deref(),
+            Some("t BETWEEN TimestampMillisecond(1, Some(\"UTC\")) AND TimestampMillisecond(2500, Some(\"UTC\"))")
+        );
+        assert_eq!(
+            f(&DataType::Date32, 86_400_000_001, 3 * 86_400_000_000 - 1).as_deref(),
+            Some("t BETWEEN Date32(\"1970-01-02\") AND Date32(\"1970-01-03\")")
+        );
+        assert_eq!(f(&DataType::Utf8, 0, 1), None);
     }
 
     #[test]
