@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import os
 import sys
@@ -217,6 +218,11 @@ def cmd_produce(args: argparse.Namespace) -> int:
             key_field=args.key_field,
             keyed=not args.no_key,
             devices=args.devices,
+            start_time=None
+            if args.start_time is None
+            else _datetime_arg("--start-time", args.start_time),
+            flush_timeout=args.flush_timeout,
+            replication_factor=args.replication_factor,
             sender=args.sender,
             partition=args.partition,
             delivery_log=log_path is not None,
@@ -232,6 +238,25 @@ def cmd_produce(args: argparse.Namespace) -> int:
     else:
         print(report)
     return 1 if report.failed else 0
+
+
+def _datetime_arg(flag: str, text: str) -> Any:
+    """An ISO 8601 time given on the command line (naive means UTC)."""
+    from datetime import UTC, datetime
+
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{flag} takes an ISO 8601 time such as 2026-01-05T10:00:00Z, got {text!r}"
+        ) from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _default(fn: Any, name: str) -> Any:
+    """The default of ``fn``'s parameter ``name``: a flag's default comes from
+    the function it feeds, never from a second copy."""
+    return inspect.signature(fn).parameters[name].default
 
 
 def _write_table(table: Any, path: Path) -> None:
@@ -272,6 +297,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     date_column = None
     if args.date_from:
         date_column = (args.date_from, "date")
+    start: Any = args.start
+    if start not in ("earliest", "latest"):
+        start = _datetime_arg("--start", start)
     report = ingest(
         topics,
         args.table,
@@ -294,6 +322,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         caught_up_timeout=args.caught_up_timeout,
         table_properties=_config_pairs(args.table_property),
         metrics_port=args.metrics_port,
+        start=start,
+        flatten=args.flatten,
+        max_bytes=args.max_bytes,
+        max_message_bytes=args.max_message_bytes,
+        target_file_size=args.target_file_size,
+        checkpoint_interval=args.checkpoint_interval,
+        connect_timeout=args.connect_timeout,
+        evolve_schema=not args.no_evolve_schema,
+        compact_every=args.compact_every,
+        compact_min_files=args.compact_min_files,
+        max_columns=args.max_columns,
     )
     if args.json:
         print(json.dumps(report.__dict__))
@@ -462,6 +501,8 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from kafkalake.ingest import ingest as ingest_fn
+
     p = argparse.ArgumentParser(
         prog="kafkalake",
         description="Realistic event streams through Kafka, with a Rust engine.",
@@ -526,14 +567,29 @@ def parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("--partitions", type=int, help="partitions of a created topic (default 4)")
     pr.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (default 10)")
-    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--seed", type=int, default=_default(produce, "seed"))
     pr.add_argument("--duplicate-ratio", type=float)
-    pr.add_argument("--late-ratio", type=float, default=0.0)
-    pr.add_argument("--max-lateness", type=float, default=60.0, help="seconds")
-    pr.add_argument("--malformed-ratio", type=float, default=0.0)
+    pr.add_argument("--late-ratio", type=float, default=_default(produce, "late_ratio"))
+    pr.add_argument(
+        "--max-lateness", type=float, default=_default(produce, "max_lateness"), help="seconds"
+    )
+    pr.add_argument("--malformed-ratio", type=float, default=_default(produce, "malformed_ratio"))
     pr.add_argument("--key-field")
     pr.add_argument("--no-key", action="store_true")
-    pr.add_argument("--devices", type=int, default=1000)
+    pr.add_argument("--devices", type=int, default=_default(produce, "devices"))
+    pr.add_argument("--start-time", help="event time of the first event, ISO 8601 (default: now)")
+    pr.add_argument(
+        "--flush-timeout",
+        type=float,
+        default=_default(produce, "flush_timeout"),
+        help="seconds to wait for the last acknowledgements",
+    )
+    pr.add_argument(
+        "--replication-factor",
+        type=int,
+        default=_default(produce, "replication_factor"),
+        help="of a created topic",
+    )
     pr.add_argument("--sender", help="the sender field of geo events (default kafkalake)")
     pr.add_argument(
         "--partition", type=int, help="send every event to this partition (default: by key)"
@@ -573,8 +629,47 @@ def parser() -> argparse.ArgumentParser:
     ig.add_argument("--partition-by", action="append")
     ig.add_argument("--date-from", help="timestamp column to derive a 'date' partition from")
     ig.add_argument("--metadata-columns", action="store_true")
-    ig.add_argument("--max-rows", type=int, default=100_000)
-    ig.add_argument("--max-latency", type=float, default=5.0, help="seconds")
+    ig.add_argument(
+        "--start",
+        default=_default(ingest_fn, "start"),
+        help="where partitions with nothing stored start: earliest (default), latest, or an "
+        "ISO 8601 time (the first message at or after it)",
+    )
+    ig.add_argument("--flatten", action="store_true", help="nested objects as column_child")
+    ig.add_argument("--max-rows", type=int, default=_default(ingest_fn, "max_rows"))
+    ig.add_argument(
+        "--max-bytes", type=int, default=_default(ingest_fn, "max_bytes"), help="per batch"
+    )
+    ig.add_argument(
+        "--max-latency", type=float, default=_default(ingest_fn, "max_latency"), help="seconds"
+    )
+    ig.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=_default(ingest_fn, "max_message_bytes"),
+        help="larger messages go to the dead letters",
+    )
+    ig.add_argument("--max-columns", type=int, default=_default(ingest_fn, "max_columns"))
+    ig.add_argument("--target-file-size", type=int, help="bytes per data file")
+    ig.add_argument(
+        "--checkpoint-interval",
+        type=int,
+        default=_default(ingest_fn, "checkpoint_interval"),
+        help="Delta checkpoint every this many commits",
+    )
+    ig.add_argument(
+        "--no-evolve-schema", action="store_true", help="new fields go to the dead letters"
+    )
+    ig.add_argument("--compact-every", type=int, help="compact after this many commits")
+    ig.add_argument(
+        "--compact-min-files", type=int, default=_default(ingest_fn, "compact_min_files")
+    )
+    ig.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=_default(ingest_fn, "connect_timeout"),
+        help="seconds",
+    )
     ig.add_argument("--dead-letter-table")
     ig.add_argument(
         "--table-property",
