@@ -18,6 +18,13 @@ use arrow::array::{
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
+mod dead_letters;
+mod schema;
+
+use dead_letters::*;
+pub use dead_letters::{dead_letter_rows, dead_letter_schema};
+use schema::*;
+
 use crate::decode::{
     infer_schema, is_new_field, merge_additive, DeadLetter, DecodeOptions, JsonDecoder, RawMessage,
     METADATA_COLUMNS,
@@ -210,78 +217,6 @@ impl IngestMetrics {
     }
 }
 
-/// Dead letters as rows of the dead-letter table.
-pub fn dead_letter_schema() -> SchemaRef {
-    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    Arc::new(Schema::new(vec![
-        Field::new("topic", DataType::Utf8, false),
-        Field::new("partition", DataType::Int32, false),
-        Field::new("offset", DataType::Int64, false),
-        Field::new("timestamp", ts.clone(), true),
-        Field::new("key", DataType::Binary, true),
-        Field::new("value", DataType::Binary, true),
-        Field::new("error", DataType::Utf8, false),
-        Field::new("failed_at", ts, false),
-    ]))
-}
-
-/// Dead letters as rows of [`dead_letter_schema`].
-pub fn dead_letter_rows(topic: &str, dead: &[DeadLetter]) -> Result<RecordBatch> {
-    let n = dead.len();
-    let now = chrono::Utc::now().timestamp_micros();
-    let mut keys = BinaryBuilder::new();
-    let mut values = BinaryBuilder::new();
-    for d in dead {
-        keys.append_option(d.message.key.as_deref());
-        values.append_option(d.message.value.as_deref());
-    }
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(vec![topic; n])),
-        Arc::new(Int32Array::from_iter_values(
-            dead.iter().map(|d| d.message.partition),
-        )),
-        Arc::new(Int64Array::from_iter_values(
-            dead.iter().map(|d| d.message.offset),
-        )),
-        Arc::new(
-            TimestampMicrosecondArray::from(
-                dead.iter()
-                    .map(|d| d.message.timestamp_ms.map(|t| t * 1000))
-                    .collect::<Vec<_>>(),
-            )
-            .with_timezone("UTC"),
-        ),
-        Arc::new(keys.finish()),
-        Arc::new(values.finish()),
-        Arc::new(StringArray::from_iter_values(
-            dead.iter().map(|d| d.error.as_str()),
-        )),
-        Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
-    ];
-    Ok(RecordBatch::try_new(dead_letter_schema(), cols)?)
-}
-
-fn dead_letter_batch(topic: &str, dead: &[DeadLetter]) -> Result<RecordBatch> {
-    with_offsets(
-        &dead_letter_rows(topic, dead)?,
-        dead.iter().map(|d| d.message.offset),
-    )
-}
-
-/// `batch` plus the internal offset column used to skip stored rows.
-fn with_offsets(batch: &RecordBatch, offsets: impl Iterator<Item = i64>) -> Result<RecordBatch> {
-    let mut fields: Vec<Field> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));
-    let mut cols = batch.columns().to_vec();
-    cols.push(Arc::new(Int64Array::from_iter_values(offsets)));
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
-}
-
 /// Sinks answer the consumer's "where was I?" at every assignment.
 struct SinkLookup(Arc<Mutex<Box<dyn Sink>>>);
 
@@ -326,17 +261,6 @@ pub struct Ingest {
     /// Schema of rows as written (Delta: the table's), once known.
     table_schema: Option<SchemaRef>,
     delta_pending_create: bool,
-}
-
-fn strip_columns(schema: &SchemaRef, drop: &[&str]) -> SchemaRef {
-    Arc::new(Schema::new(
-        schema
-            .fields()
-            .iter()
-            .filter(|f| !drop.contains(&f.name().as_str()))
-            .map(|f| f.as_ref().clone())
-            .collect::<Vec<_>>(),
-    ))
 }
 
 impl Ingest {
@@ -947,85 +871,6 @@ impl Ingest {
     }
 }
 
-/// Columns of `fields` once flattened: leaves, counting inside structs.
-fn leaf_count(fields: &arrow::datatypes::Fields) -> usize {
-    fields
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::Struct(children) => leaf_count(children).max(1),
-            _ => 1,
-        })
-        .sum()
-}
-
-/// `schema` cut to its first `budget` columns (leaves, in order; a struct
-/// keeps the children that fit): an inferred schema of values with keys
-/// that keep changing stays bounded, and the rest are new fields.
-fn prune_to(schema: &SchemaRef, budget: usize) -> SchemaRef {
-    fn cut(fields: &arrow::datatypes::Fields, budget: &mut usize) -> Vec<Field> {
-        let mut out = Vec::new();
-        for f in fields.iter() {
-            if *budget == 0 {
-                break;
-            }
-            match f.data_type() {
-                DataType::Struct(children) if !children.is_empty() => {
-                    let kept = cut(children, budget);
-                    if !kept.is_empty() {
-                        out.push(
-                            f.as_ref()
-                                .clone()
-                                .with_data_type(DataType::Struct(kept.into())),
-                        );
-                    }
-                }
-                _ => {
-                    *budget -= 1;
-                    out.push(f.as_ref().clone());
-                }
-            }
-        }
-        out
-    }
-    if leaf_count(schema.fields()) <= budget {
-        return schema.clone();
-    }
-    let mut left = budget;
-    Arc::new(Schema::new_with_metadata(
-        cut(schema.fields(), &mut left),
-        schema.metadata().clone(),
-    ))
-}
-
-/// `inferred` (a value schema) with the type of each field that a
-/// flattened table has as a `parent.child` column taken from the table.
-fn align_flattened(inferred: &SchemaRef, table: &SchemaRef) -> SchemaRef {
-    fn walk(fields: &arrow::datatypes::Fields, prefix: &str, table: &Schema) -> Vec<Field> {
-        fields
-            .iter()
-            .map(|f| {
-                let name = if prefix.is_empty() {
-                    f.name().clone()
-                } else {
-                    format!("{prefix}.{}", f.name())
-                };
-                match (table.field_with_name(&name), f.data_type()) {
-                    (Ok(t), _) => f.as_ref().clone().with_data_type(t.data_type().clone()),
-                    (Err(_), DataType::Struct(children)) => f
-                        .as_ref()
-                        .clone()
-                        .with_data_type(DataType::Struct(walk(children, &name, table).into())),
-                    (Err(_), _) => f.as_ref().clone(),
-                }
-            })
-            .collect()
-    }
-    Arc::new(Schema::new_with_metadata(
-        walk(inferred.fields(), "", table),
-        inferred.metadata().clone(),
-    ))
-}
-
 /// Decode each partition's messages (all dead when there is no decoder: no
 /// JSON object to learn a schema from).
 fn decode_parts(
@@ -1064,66 +909,11 @@ fn offsets_of(rows: &RecordBatch, msgs: &[RawMessage], dead: &[DeadLetter]) -> V
     v
 }
 
-fn output_schema(value_schema: &SchemaRef, opts: &IngestOptions) -> Result<SchemaRef> {
-    let d = JsonDecoder::new("t", value_schema.clone(), opts.decode.clone())?;
-    let mut fields: Vec<Field> = d
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    if let Some(dc) = &opts.date_column {
-        fields.push(Field::new(&dc.name, DataType::Date32, true));
-    }
-    Ok(Arc::new(Schema::new(fields)))
-}
-
 fn location_of(sink: &SinkSpec) -> String {
     match sink {
         SinkSpec::Delta(d) => d.location.uri.clone(),
         SinkSpec::Parquet(l) => l.uri.clone(),
         SinkSpec::Capture(c) => c.location.uri.clone(),
-    }
-}
-
-fn dead_letter_options(opts: &IngestOptions) -> DeltaOptions {
-    let app_name = match &opts.sink {
-        SinkSpec::Delta(d) => d.app_name.clone(),
-        SinkSpec::Parquet(_) | SinkSpec::Capture(_) => opts.consumer.group_id.clone(),
-    };
-    DeltaOptions {
-        location: opts.dead_letters.clone(),
-        app_name,
-        partition_by: Vec::new(),
-        table_properties: Default::default(),
-        target_file_size: None,
-        checkpoint_interval: 100,
-        compact_interval: 0,
-        compact: Default::default(),
-    }
-}
-
-/// A Delta sink whose table does not exist yet: nothing is stored.
-struct PendingDelta(DeltaOptions);
-
-impl Sink for PendingDelta {
-    fn stored_offsets(&mut self, _topic: &str, _partitions: &[i32]) -> Result<BTreeMap<i32, i64>> {
-        Ok(BTreeMap::new())
-    }
-
-    fn write(
-        &mut self,
-        _topic: &str,
-        _chunks: Vec<PartitionChunk>,
-    ) -> Result<crate::sink::WriteOutcome> {
-        Err(Error::Delta(format!(
-            "the Delta table at '{}' was not created",
-            self.0.location.uri
-        )))
-    }
-
-    fn describe(&self) -> String {
-        format!("Delta table {} (to be created)", self.0.location.uri)
     }
 }
 
