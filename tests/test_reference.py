@@ -116,12 +116,20 @@ def test_rust_reads_every_option_python_hands_it() -> None:
         partition=None,
         delivery_log=False,
     )
-    params = inspect.signature(event_options).parameters
-    events = event_options("iot", **{p: v.default for p, v in params.items() if p != "profile"}
-                           | {"seed": 0, "start_time": None, "event_interval": 0.001,
-                              "duplicate_ratio": None, "late_ratio": 0.0, "max_lateness": 60.0,
-                              "malformed_ratio": 0.0, "key_field": None, "keyed": True,
-                              "devices": 10, "sender": None})  # fmt: skip
+    events = event_options(
+        "iot",
+        seed=0,
+        start_time=None,
+        event_interval=0.001,
+        duplicate_ratio=None,
+        late_ratio=0.0,
+        max_lateness=60.0,
+        malformed_ratio=0.0,
+        key_field=None,
+        keyed=True,
+        devices=10,
+        sender=None,
+    )
     _kafkalake.RawProduceJob.for_profile("iot", produce, events)  # all there: accepted
     for which, d in (("produce", produce), ("events", events)):
         for key in d:

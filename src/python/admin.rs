@@ -5,27 +5,12 @@ use std::collections::HashMap;
 use pyo3::prelude::*;
 
 use super::errors::IntoPyResult;
-use super::ingest::secs;
+use super::ingest::kafka_config;
 use crate::error::Error;
 use crate::kafka::admin::{self, TopicSpec};
-use crate::kafka::config::KafkaConfig;
 use crate::kafka::groups::{self, PartitionOffsets, ResetTo};
 
 type Row = (String, i32, Option<i64>, i64, i64);
-
-fn kafka(
-    bootstrap_servers: String,
-    config: HashMap<String, String>,
-    connect_timeout_s: f64,
-) -> PyResult<KafkaConfig> {
-    let mut settings: Vec<(String, String)> = config.into_iter().collect();
-    settings.sort();
-    Ok(KafkaConfig {
-        bootstrap_servers,
-        settings,
-        connect_timeout: secs("connect_timeout", connect_timeout_s)?,
-    })
-}
 
 fn rows(parts: Vec<PartitionOffsets>) -> Vec<Row> {
     parts
@@ -45,7 +30,7 @@ pub fn group_offsets(
     config: HashMap<String, String>,
     connect_timeout_s: f64,
 ) -> PyResult<Vec<Row>> {
-    let cfg = kafka(bootstrap_servers, config, connect_timeout_s)?;
+    let cfg = kafka_config(bootstrap_servers, config, connect_timeout_s)?;
     py.detach(|| groups::group_offsets(&cfg, &group, &topics))
         .map(rows)
         .py()
@@ -65,7 +50,7 @@ pub fn reset_offsets(
     to: &str,
     value: Option<i64>,
 ) -> PyResult<Vec<Row>> {
-    let cfg = kafka(bootstrap_servers, config, connect_timeout_s)?;
+    let cfg = kafka_config(bootstrap_servers, config, connect_timeout_s)?;
     let to = match (to, value) {
         ("earliest", _) => ResetTo::Earliest,
         ("latest", _) => ResetTo::Latest,
@@ -96,7 +81,7 @@ pub fn create_topic(
     replication_factor: i32,
     topic_config: Vec<(String, String)>,
 ) -> PyResult<()> {
-    let cfg = kafka(bootstrap_servers, config, connect_timeout_s)?;
+    let cfg = kafka_config(bootstrap_servers, config, connect_timeout_s)?;
     let spec = TopicSpec {
         create: true,
         partitions,
@@ -118,7 +103,7 @@ pub fn list_topics(
     config: HashMap<String, String>,
     connect_timeout_s: f64,
 ) -> PyResult<Vec<(String, usize)>> {
-    let cfg = kafka(bootstrap_servers, config, connect_timeout_s)?;
+    let cfg = kafka_config(bootstrap_servers, config, connect_timeout_s)?;
     py.detach(|| admin::list_topics(&cfg)).py()
 }
 
@@ -134,7 +119,7 @@ pub fn describe_topic(
     config: HashMap<String, String>,
     connect_timeout_s: f64,
 ) -> PyResult<(Vec<PartitionRow>, TopicConfigs)> {
-    let cfg = kafka(bootstrap_servers, config, connect_timeout_s)?;
+    let cfg = kafka_config(bootstrap_servers, config, connect_timeout_s)?;
     let info = py.detach(|| admin::describe_topic(&cfg, &topic)).py()?;
     let parts = info
         .partitions
@@ -153,7 +138,7 @@ pub fn delete_topics(
     config: HashMap<String, String>,
     connect_timeout_s: f64,
 ) -> PyResult<()> {
-    let cfg = kafka(bootstrap_servers, config, connect_timeout_s)?;
+    let cfg = kafka_config(bootstrap_servers, config, connect_timeout_s)?;
     py.detach(|| admin::delete_topics(&cfg, &topics)).py()
 }
 
@@ -172,7 +157,7 @@ pub fn list_groups(
     config: HashMap<String, String>,
     connect_timeout_s: f64,
 ) -> PyResult<Vec<GroupRow>> {
-    let cfg = kafka(bootstrap_servers, config, connect_timeout_s)?;
+    let cfg = kafka_config(bootstrap_servers, config, connect_timeout_s)?;
     let groups = py
         .detach(|| groups::list_groups(&cfg, group.as_deref()))
         .py()?;

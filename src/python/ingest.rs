@@ -38,6 +38,22 @@ pub(crate) fn secs(name: &str, s: f64) -> PyResult<Duration> {
         })
 }
 
+/// The cluster and client settings as Python passes them (settings in key
+/// order, so equal settings make equal configs), for every binding.
+pub(crate) fn kafka_config(
+    bootstrap_servers: String,
+    config: HashMap<String, String>,
+    connect_timeout_s: f64,
+) -> PyResult<KafkaConfig> {
+    let mut settings: Vec<(String, String)> = config.into_iter().collect();
+    settings.sort();
+    Ok(KafkaConfig {
+        bootstrap_servers,
+        settings,
+        connect_timeout: secs("connect_timeout", connect_timeout_s)?,
+    })
+}
+
 /// Consumer options from Python arguments.
 #[allow(clippy::too_many_arguments)]
 fn consumer_options(
@@ -53,8 +69,7 @@ fn consumer_options(
     max_bytes: usize,
     max_latency_s: f64,
 ) -> PyResult<ConsumerOptions> {
-    let mut settings: Vec<(String, String)> = config.into_iter().collect();
-    settings.sort();
+    let kafka = kafka_config(bootstrap_servers, config, connect_timeout_s)?;
     let start = match start {
         "earliest" => StartFrom::Earliest,
         "latest" => StartFrom::Latest,
@@ -67,11 +82,7 @@ fn consumer_options(
         }
     };
     Ok(ConsumerOptions {
-        kafka: KafkaConfig {
-            bootstrap_servers,
-            settings,
-            connect_timeout: secs("connect_timeout", connect_timeout_s)?,
-        },
+        kafka,
         topics,
         group_id,
         start,

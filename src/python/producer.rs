@@ -19,7 +19,6 @@ use super::generate::EventArgs;
 use crate::error::{Error, Result};
 use crate::generate::new_source;
 use crate::kafka::admin::TopicSpec;
-use crate::kafka::config::KafkaConfig;
 use crate::kafka::messages::{ArrowRows, MessageSource};
 use crate::kafka::producer::{produce, ProduceOptions, ProduceReport, ProduceState};
 
@@ -62,14 +61,12 @@ pub struct ProduceArgs {
 
 impl ProduceArgs {
     fn options(self) -> PyResult<ProduceOptions> {
-        let mut settings: Vec<(String, String)> = self.config.into_iter().collect();
-        settings.sort();
         let opts = ProduceOptions {
-            kafka: KafkaConfig {
-                bootstrap_servers: self.bootstrap_servers,
-                settings,
-                connect_timeout: seconds("connect_timeout", self.connect_timeout_s)?,
-            },
+            kafka: super::ingest::kafka_config(
+                self.bootstrap_servers,
+                self.config,
+                self.connect_timeout_s,
+            )?,
             topic: self.topic,
             topic_spec: TopicSpec {
                 create: self.create_topic,
