@@ -15,6 +15,7 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Mutex, OnceLock};
 use std::thread::JoinHandle;
 
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::mocking::MockCluster;
 
 use crate::error::{Error, Result};
@@ -107,11 +108,22 @@ impl EmbeddedCluster {
                 while let Ok(cmd) = rx.recv() {
                     match cmd {
                         Command::CreateTopic(topic, partitions, reply) => {
-                            let r = cluster
-                                .create_topic(&topic, partitions.unwrap_or(default_partitions), 1)
-                                .map_err(|e| {
-                                    Error::Kafka(format!("could not create topic '{topic}': {e}"))
-                                });
+                            // A topic that exists is there to use, as with
+                            // the admin API: two jobs of this process may
+                            // both make sure of it.
+                            let r = match cluster.create_topic(
+                                &topic,
+                                partitions.unwrap_or(default_partitions),
+                                1,
+                            ) {
+                                Ok(())
+                                | Err(KafkaError::MockCluster(
+                                    RDKafkaErrorCode::TopicAlreadyExists,
+                                )) => Ok(()),
+                                Err(e) => Err(Error::Kafka(format!(
+                                    "could not create topic '{topic}': {e}"
+                                ))),
+                            };
                             let _ = reply.send(r);
                         }
                         Command::Stop => break,
@@ -171,5 +183,29 @@ impl EmbeddedCluster {
 impl Drop for EmbeddedCluster {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two jobs of one process (a producer and an ingest started together)
+    /// both make sure their topic exists: whichever comes second must find
+    /// it there, not fail.
+    #[test]
+    fn creating_a_topic_that_exists_succeeds() {
+        let cluster = EmbeddedCluster::start(1, 2).unwrap();
+        let servers = cluster.bootstrap_servers().to_string();
+        let creators: Vec<_> = (0..4)
+            .map(|_| {
+                let servers = servers.clone();
+                std::thread::spawn(move || create_topic(&servers, "shared", None).unwrap())
+            })
+            .collect();
+        for c in creators {
+            c.join().unwrap().unwrap();
+        }
+        cluster.create_topic("shared", Some(2)).unwrap();
     }
 }
