@@ -65,3 +65,41 @@ def test_retention_is_documented_and_bad_arguments() -> None:
     assert "stopped" in repr(kafka)
     with pytest.raises(RuntimeError, match="stopped"):
         kafka.create_topic("x")
+
+
+def test_a_topic_created_twice_and_by_two_jobs_at_once() -> None:
+    """Creating a topic that exists is not an error (as with a real
+    broker's admin API): a producer and an ingest started together both make
+    sure of their topic."""
+    with kafkalake.EmbeddedKafka(partitions=2) as kafka:
+        bs = kafka.bootstrap_servers
+        kafka.create_topic("events")
+        kafka.create_topic("events")
+        jobs = [
+            kafkalake.start_produce("iot", "clicks", bootstrap_servers=bs, count=100),
+            kafkalake.start_produce("iot", "clicks", bootstrap_servers=bs, count=100),
+        ]
+        assert [j.wait(60).acknowledged for j in jobs] == [100, 100]
+
+
+def test_messages_deleted_before_they_were_read(tmp_path) -> None:
+    """The embedded cluster keeps a partition's last 5 MiB: an ingest that
+    stored an offset whose messages are gone since fails, saying which
+    partition and offset, why, and what to do; it writes nothing."""
+    from deltalake import DeltaTable
+
+    table = tmp_path / "bronze"
+    with kafkalake.EmbeddedKafka(partitions=1, topics=["telemetry"]) as kafka:
+        bs = kafka.bootstrap_servers
+        kafkalake.produce("iot", "telemetry", bootstrap_servers=bs, count=10, progress=False)
+        assert kafkalake.ingest("telemetry", table, bootstrap_servers=bs, progress=False).rows == 10
+        version = DeltaTable(str(table)).version()
+        # Well past 5 MiB: offsets 0-10 are deleted.
+        kafkalake.produce("iot", "telemetry", bootstrap_servers=bs, count=40_000, progress=False)
+        with pytest.raises(kafkalake.exceptions.KafkaError) as e:
+            kafkalake.ingest("telemetry", table, bootstrap_servers=bs, progress=False)
+    message = str(e.value)
+    assert "offset 10 of telemetry[0] is outside the partition's log" in message
+    assert "deleted by retention" in message and "5 MiB" in message
+    assert "write to a new table" in message
+    assert DeltaTable(str(table)).version() == version

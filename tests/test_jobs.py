@@ -75,6 +75,42 @@ def test_a_producer_and_an_ingest_job_at_once(
     assert got == [{"n": total, "d": total}]
 
 
+def test_two_long_running_workers_of_one_group_on_the_embedded_cluster(
+    tmp_path: Path,
+) -> None:
+    """A worker that has read every partition to its end, joined by a second
+    one: both keep running and share the partitions, and the rows are exactly
+    the produced offsets. (The embedded cluster's consumer-group protocol
+    pauses and resumes partitions at each rebalance, from where the reader
+    says it is: a position past a partition's end stopped both workers.)"""
+    table = tmp_path / "bronze"
+    with kafkalake.EmbeddedKafka(partitions=4, topics=["telemetry"]) as kafka:
+        bs = kafka.bootstrap_servers
+        kafkalake.produce("iot", "telemetry", bootstrap_servers=bs, count=2_000)
+        common = dict(bootstrap_servers=bs, group_id="workers", until="forever", max_latency=0.2)
+        first = kafkalake.start_ingest("telemetry", table, metadata_columns=True, **common)
+        wait_until("the first worker at every partition's end", lambda: table_rows(table) == 2_000)
+        second = kafkalake.start_ingest("telemetry", table, metadata_columns=True, **common)
+
+        def metrics() -> tuple[dict, dict]:
+            a, b = first.metrics(), second.metrics()
+            assert a["error"] is None and b["error"] is None, (a["error"], b["error"])
+            return a, b
+
+        wait_until(
+            "both workers holding partitions", lambda: all(m["partitions"] for m in metrics())
+        )
+        kafkalake.produce("iot", "telemetry", bootstrap_servers=bs, count=2_000)
+        wait_until("every message in the table", lambda: metrics() and table_rows(table) == 4_000)
+        assert first.running and second.running
+        first.stop()
+        second.stop()
+    got = duckdb_delta(
+        table, "SELECT count(*) AS n, count(DISTINCT (_partition, _offset)) AS d FROM t"
+    ).to_pylist()
+    assert got == [{"n": 4_000, "d": 4_000}]
+
+
 @pytest.mark.broker
 def test_errors_in_the_background_surface_on_wait_report_and_metrics(
     durable_broker: str, topic: str

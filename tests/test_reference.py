@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 import kafkalake
-from kafkalake import _kafkalake, cli
+from kafkalake import _kafkalake, cli, pipeline
+from kafkalake.exceptions import BrokerUnreachableError, KafkalakeError
 from kafkalake.generate import event_options
 from kafkalake.producer import _produce_args
 
@@ -161,3 +162,125 @@ def test_the_api_reference_builds_from_the_code(tmp_path: Path) -> None:
     # Signatures come from the code: produce's own parameters are on its page.
     for p in ("delivery_log", "partition", "sender"):
         assert p in page
+
+
+class _Handed(Exception):
+    """Raised in place of a Rust constructor, with what it was handed."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__("handed")
+        self.handed = args
+
+
+def _hand(*args: Any) -> None:
+    raise _Handed(*args)
+
+
+def _each_missing(dicts: tuple[dict[str, Any], ...]) -> Any:
+    """Each of ``dicts`` with each of its keys left out in turn: (key, dicts)."""
+    for i, d in enumerate(dicts):
+        for key in d:
+            partial = {k: v for k, v in d.items() if k != key}
+            yield key, (*dicts[:i], partial, *dicts[i + 1 :])
+
+
+def test_rust_reads_every_ingest_and_consumer_option(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The dicts `ingest` and `BatchConsumer` build are the ones Rust reads:
+    all there, Rust goes on (to find no broker); any key left out is an
+    error naming it."""
+    common = {"bootstrap_servers": "127.0.0.1:1", "connect_timeout": 1.0}
+    with monkeypatch.context() as m:
+        m.setattr(_kafkalake, "RawIngest", _hand)
+        m.setattr(_kafkalake, "RawBatchConsumer", _hand)
+        with pytest.raises(_Handed) as ingest_args:
+            kafkalake.ingest("t", tmp_path / "t", progress=False, **common)
+        with pytest.raises(_Handed) as consumer_args:
+            kafkalake.BatchConsumer("t", group_id="g", **common)
+    for cls, handed in (
+        (_kafkalake.RawIngest, ingest_args.value.handed),
+        (_kafkalake.RawBatchConsumer, consumer_args.value.handed),
+    ):
+        with pytest.raises(BrokerUnreachableError):
+            cls(*handed)
+        for key, partial in _each_missing(handed):
+            with pytest.raises(Exception, match=key) as e:
+                cls(*partial)
+            assert not isinstance(e.value, KafkalakeError)
+
+
+def test_rust_reads_every_stage_option(tmp_path: Path) -> None:
+    """A silver and a gold stage: what the pipeline file becomes is what the
+    engine reads (all there: it goes on, to find no source table)."""
+    p = pipeline.load(
+        {
+            "bronze": {
+                "b": {"table": str(tmp_path / "b"), "topics": "t", "bootstrap_servers": "x:1"}
+            },
+            "silver": {"s": {"from": "bronze.b", "table": str(tmp_path / "s"), "distinct": True}},
+            "gold": {
+                "g": {
+                    "from": "silver.s",
+                    "table": str(tmp_path / "g"),
+                    "aggregates": {"n": "count(*)"},
+                }
+            },
+        }
+    )
+    for e in p.entries:
+        if e.kind == "bronze":
+            continue
+        args = e.options["args"]
+        assert set(args) == set(pipeline.StageArgs.__annotations__)
+
+        def run(a: dict[str, Any], e: pipeline.Entry = e) -> None:
+            _kafkalake.run_stage(
+                e.key,
+                source="/nonexistent",
+                target=e.table,
+                storage_options={},
+                kind=e.kind,
+                args=a,
+            )
+
+        with pytest.raises(KafkalakeError):
+            run(args)
+        for key, (partial,) in _each_missing((args,)):
+            with pytest.raises(Exception, match=key) as exc:
+                run(partial)
+            assert not isinstance(exc.value, KafkalakeError)
+
+
+def test_the_pipeline_guide_names_every_key() -> None:
+    """Every key a pipeline file's entries and their inline tables take."""
+    text = (ROOT / "docs" / "pipelines.md").read_text()
+    keys = (
+        pipeline._SILVER_KEYS
+        | pipeline._GOLD_KEYS
+        | pipeline._DEDUPE_KEYS
+        | pipeline._WINDOW_KEYS
+        | pipeline._EXPECT_KEYS
+    )
+    unnamed = sorted(k for k in keys if not re.search(rf"\b{k}\b", text))
+    assert not unnamed, f"docs/pipelines.md does not mention {unnamed}"
+
+
+def test_a_misspelt_key_in_a_stage_table_is_an_error(tmp_path: Path) -> None:
+    base = {
+        "bronze": {"b": {"table": str(tmp_path / "b"), "topics": "t", "bootstrap_servers": "x:1"}}
+    }
+    for stage, bad in (
+        ("silver", {"dedupe": {"key": ["id"], "tme": "ts"}}),
+        (
+            "gold",
+            {
+                "aggregates": {"n": "count(*)"},
+                "window": {"time": "ts", "size": "1m", "wtermark": "1m"},
+            },
+        ),
+        ("silver", {"expect": {"ok": {"check": "id > 0", "on_violaton": "drop"}}}),
+    ):
+        spec = {**base, stage: {"x": {"from": "bronze.b", "table": str(tmp_path / "x"), **bad}}}
+        with pytest.raises(kafkalake.exceptions.InvalidArgumentError, match="unknown key"):
+            pipeline.load(spec)

@@ -4,6 +4,8 @@ from typing import Any, final
 
 from kafkalake._arrow import ArrowSchemaExportable, ArrowStreamExportable
 from kafkalake.generate import EventOptions
+from kafkalake.ingest import ConsumerArgs, DecodeArgs, IngestArgs
+from kafkalake.pipeline import StageArgs
 from kafkalake.producer import ProduceArgs
 
 __all__ = [
@@ -82,21 +84,7 @@ def run_stage(
     target: str,
     storage_options: dict[str, str],
     kind: str,
-    sql: str | None,
-    where_clause: str | None,
-    dedupe_key: list[str] | None,
-    dedupe_time: str | None,
-    dedupe_within_us: int | None,
-    window_time: str | None,
-    window_size_us: int | None,
-    window_watermark_us: int | None,
-    keep_late: bool,
-    group_by: list[str],
-    aggregates: list[tuple[str, str]],
-    expectations: list[tuple[str, str, str]],
-    table_properties: dict[str, str],
-    partition_by: list[str],
-    max_versions: int,
+    args: StageArgs,
     transform: Callable[[Any], Any] | None = None,
 ) -> dict[str, Any]: ...
 def read_capture(
@@ -110,42 +98,7 @@ def read_capture(
 
 @final
 class RawIngest:
-    def __new__(
-        cls,
-        *,
-        bootstrap_servers: str,
-        topics: list[str],
-        group_id: str,
-        config: dict[str, str],
-        connect_timeout_s: float,
-        start: str,
-        start_offsets: dict[tuple[str, int], int] | None,
-        start_timestamp_ms: int | None,
-        max_rows: int,
-        max_bytes: int,
-        max_latency_s: float,
-        sink: str,
-        uri: str,
-        storage_options: dict[str, str],
-        name: str,
-        partition_by: list[str],
-        date_column: tuple[str, str] | None,
-        target_file_size: int | None,
-        checkpoint_interval: int,
-        schema: object | None,
-        metadata_columns: bool,
-        flatten: bool,
-        max_message_bytes: int,
-        dead_letter_uri: str,
-        mode: str,
-        duration_s: float | None,
-        capture: tuple[str, str | None, bool] | None = None,
-        evolve_schema: bool = True,
-        compact: tuple[int, int, int] | None = None,
-        caught_up_timeout_s: float | None = None,
-        max_columns: int = 500,
-        table_properties: dict[str, str] = ...,
-    ) -> RawIngest: ...
+    def __new__(cls, consumer: ConsumerArgs, ingest: IngestArgs) -> RawIngest: ...
     def start(self) -> None: ...
     def wait(self, timeout_s: float) -> bool: ...
     def cancel(self) -> None: ...
@@ -155,25 +108,7 @@ class RawIngest:
 
 @final
 class RawBatchConsumer:
-    def __new__(
-        cls,
-        *,
-        bootstrap_servers: str,
-        topics: list[str],
-        group_id: str,
-        config: dict[str, str],
-        connect_timeout_s: float,
-        start: str,
-        start_offsets: dict[tuple[str, int], int] | None,
-        start_timestamp_ms: int | None,
-        max_rows: int,
-        max_bytes: int,
-        max_latency_s: float,
-        schema: object | None,
-        metadata_columns: bool,
-        flatten: bool,
-        max_message_bytes: int,
-    ) -> RawBatchConsumer: ...
+    def __new__(cls, consumer: ConsumerArgs, decode: DecodeArgs) -> RawBatchConsumer: ...
     def poll(
         self, timeout_s: float
     ) -> tuple[ArrowStreamExportable, ArrowStreamExportable, list[tuple[str, int, int]]] | None: ...

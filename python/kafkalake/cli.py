@@ -758,6 +758,21 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``kafkalake`` command (``argv``: its arguments, else ``sys.argv``).
+
+    Returns 0 when everything asked for is done; on any failure raises
+    ``SystemExit`` with the exit code (2: a bad argument, 1: a failed run,
+    130: interrupted) after printing the error. Raising rather than
+    returning matters to runners that call the entry point and ignore what
+    it returns, as a Databricks ``python_wheel_task`` does: the task fails.
+    """
+    code = _run(argv)
+    if code:
+        raise SystemExit(code)
+    return 0
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.env_file:

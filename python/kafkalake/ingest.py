@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from kafkalake import _kafkalake, _prometheus, jobs
 from kafkalake._arrow import ArrowSchemaExportable, ArrowStreamExportable
@@ -90,19 +90,63 @@ class IngestReport:
         return text + (" (interrupted)" if self.interrupted else "")
 
 
-def _start_args(start: Start) -> dict[str, Any]:
+class ConsumerArgs(TypedDict):
+    """Where and how :func:`ingest` and :class:`BatchConsumer` consume, as
+    the Rust consumer takes them (one declaration for both)."""
+
+    bootstrap_servers: str
+    topics: list[str]
+    group_id: str
+    config: dict[str, str]
+    connect_timeout_s: float
+    start: str
+    start_offsets: dict[tuple[str, int], int] | None
+    start_timestamp_ms: int | None
+    max_rows: int
+    max_bytes: int
+    max_latency_s: float
+
+
+class DecodeArgs(TypedDict):
+    """How :class:`BatchConsumer` decodes messages, as Rust takes it."""
+
+    schema: ArrowSchemaExportable | None
+    metadata_columns: bool
+    flatten: bool
+    max_message_bytes: int
+
+
+class IngestArgs(DecodeArgs):
+    """What :func:`ingest` writes where, and for how long, as Rust takes it."""
+
+    sink: str
+    uri: str
+    storage_options: dict[str, str]
+    name: str
+    partition_by: list[str]
+    date_column: tuple[str, str] | None
+    target_file_size: int | None
+    checkpoint_interval: int
+    dead_letter_uri: str
+    mode: str
+    duration_s: float | None
+    capture: tuple[str, str | None, bool] | None
+    evolve_schema: bool
+    compact: tuple[int, int, int] | None
+    caught_up_timeout_s: float | None
+    max_columns: int
+    table_properties: dict[str, str]
+
+
+def _start_args(start: Start) -> tuple[str, dict[tuple[str, int], int] | None, int | None]:
+    """(start, start_offsets, start_timestamp_ms)."""
     if start in ("earliest", "latest"):
-        return {"start": start, "start_offsets": None, "start_timestamp_ms": None}
+        return str(start), None, None
     if isinstance(start, datetime):
         ts = start if start.tzinfo else start.replace(tzinfo=UTC)
-        return {
-            "start": "timestamp",
-            "start_offsets": None,
-            "start_timestamp_ms": int(ts.timestamp() * 1000),
-        }
+        return "timestamp", None, int(ts.timestamp() * 1000)
     if isinstance(start, Mapping):
-        offsets = {(str(t), int(p)): int(o) for (t, p), o in start.items()}
-        return {"start": "offsets", "start_offsets": offsets, "start_timestamp_ms": None}
+        return "offsets", {(str(t), int(p)): int(o) for (t, p), o in start.items()}, None
     raise InvalidArgumentError(
         f"start must be 'earliest', 'latest', a datetime or {{(topic, partition): offset}}, "
         f"got {start!r}"
@@ -119,7 +163,7 @@ def _consumer_args(
     max_rows: int,
     max_bytes: int,
     max_latency: float,
-) -> dict[str, Any]:
+) -> ConsumerArgs:
     topic_list = [topics] if isinstance(topics, str) else list(topics)
     if not topic_list or not all(isinstance(t, str) and t for t in topic_list):
         raise InvalidArgumentError("topics must be a topic name or a list of them")
@@ -131,17 +175,20 @@ def _consumer_args(
     positive("max_bytes", max_bytes, integer=True)
     positive("max_latency", max_latency)
     positive("connect_timeout", connect_timeout)
-    return {
-        "bootstrap_servers": bootstrap_servers,
-        "topics": topic_list,
-        "group_id": group_id,
-        "config": librdkafka_config(config),
-        "connect_timeout_s": float(connect_timeout),
-        "max_rows": max_rows,
-        "max_bytes": max_bytes,
-        "max_latency_s": float(max_latency),
-        **_start_args(start),
-    }
+    start_kind, start_offsets, start_timestamp_ms = _start_args(start)
+    return ConsumerArgs(
+        bootstrap_servers=bootstrap_servers,
+        topics=topic_list,
+        group_id=group_id,
+        config=librdkafka_config(config),
+        connect_timeout_s=float(connect_timeout),
+        start=start_kind,
+        start_offsets=start_offsets,
+        start_timestamp_ms=start_timestamp_ms,
+        max_rows=max_rows,
+        max_bytes=max_bytes,
+        max_latency_s=float(max_latency),
+    )
 
 
 def _uri(location: str | Path) -> str:
@@ -335,7 +382,7 @@ def ingest(
         else (compact_every, target_file_size or _DEFAULT_TARGET, compact_min_files)
     )
     raw = _kafkalake.RawIngest(
-        **_consumer_args(
+        _consumer_args(
             topics,
             bootstrap_servers,
             group_id,
@@ -346,29 +393,31 @@ def ingest(
             max_bytes,
             max_latency,
         ),
-        sink=format,
-        uri=uri,
-        storage_options=storage,
-        name=name,
-        partition_by=list(partition_by),
-        date_column=date_column,
-        target_file_size=target_file_size,
-        checkpoint_interval=checkpoint_interval,
-        schema=schema,
-        metadata_columns=metadata_columns,
-        flatten=flatten,
-        max_message_bytes=max_message_bytes,
-        dead_letter_uri=split_location(_uri(dead_letter_table), None)[0]
-        if dead_letter_table
-        else uri.rstrip("/") + "_dead_letters",
-        mode=mode,
-        duration_s=duration,
-        capture=capture,
-        evolve_schema=evolve_schema,
-        compact=compact_args,
-        caught_up_timeout_s=None if caught_up_timeout is None else float(caught_up_timeout),
-        max_columns=max_columns,
-        table_properties={str(k): str(v) for k, v in (table_properties or {}).items()},
+        IngestArgs(
+            sink=format,
+            uri=uri,
+            storage_options=storage,
+            name=name,
+            partition_by=list(partition_by),
+            date_column=date_column,
+            target_file_size=target_file_size,
+            checkpoint_interval=checkpoint_interval,
+            schema=schema,
+            metadata_columns=metadata_columns,
+            flatten=flatten,
+            max_message_bytes=max_message_bytes,
+            dead_letter_uri=split_location(_uri(dead_letter_table), None)[0]
+            if dead_letter_table
+            else uri.rstrip("/") + "_dead_letters",
+            mode=mode,
+            duration_s=duration,
+            capture=capture,
+            evolve_schema=evolve_schema,
+            compact=compact_args,
+            caught_up_timeout_s=None if caught_up_timeout is None else float(caught_up_timeout),
+            max_columns=max_columns,
+            table_properties={str(k): str(v) for k, v in (table_properties or {}).items()},
+        ),
     )
     show = interactive() if progress is None else progress
     with _prometheus.serve(metrics_port, _prometheus.ingest_source(name, raw)) as url:
@@ -556,7 +605,7 @@ class BatchConsumer:
         positive("stop_when_idle", stop_when_idle)
         self._idle = stop_when_idle
         self._raw: _kafkalake.RawBatchConsumer | None = _kafkalake.RawBatchConsumer(
-            **_consumer_args(
+            _consumer_args(
                 topics,
                 bootstrap_servers,
                 group_id,
@@ -567,10 +616,12 @@ class BatchConsumer:
                 max_bytes,
                 max_latency,
             ),
-            schema=schema,
-            metadata_columns=metadata_columns,
-            flatten=flatten,
-            max_message_bytes=max_message_bytes,
+            DecodeArgs(
+                schema=schema,
+                metadata_columns=metadata_columns,
+                flatten=flatten,
+                max_message_bytes=max_message_bytes,
+            ),
         )
 
     def _live(self) -> _kafkalake.RawBatchConsumer:

@@ -38,7 +38,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from kafkalake import _kafkalake, _prometheus, jobs
 from kafkalake.exceptions import InvalidArgumentError
@@ -84,6 +84,18 @@ _GOLD_KEYS = {
     "storage_options",
 }
 _BRONZE_EXCLUDED = {"schema", "format", "progress", "until"}
+# Keys of the inline tables within a stage.
+_DEDUPE_KEYS = {"key", "time", "within"}
+_WINDOW_KEYS = {"time", "size", "watermark", "keep_late"}
+_EXPECT_KEYS = {"check", "on_violation"}
+
+
+def _known(table: Mapping[str, Any], allowed: set[str], what: str) -> None:
+    unknown = set(table) - allowed
+    if unknown:
+        raise InvalidArgumentError(
+            f"{what}: unknown key(s) {sorted(unknown)}; it takes {sorted(allowed)}"
+        )
 
 
 def parse_duration(value: object, what: str) -> int:
@@ -284,7 +296,7 @@ def _entry(kind: str, name: str, raw: dict[str, Any], base: Path | None) -> Entr
     where = f"[{kind}.{name}]"
     if "table" not in raw:
         raise InvalidArgumentError(f"{where} needs a table (a path or URI)")
-    table = str(raw.pop("table"))
+    table = str(_expand_env(raw.pop("table"), f"{where} table"))
     if base is not None and "://" not in table and not Path(table).is_absolute():
         table = str(base / table)
     if kind == "bronze":
@@ -323,23 +335,49 @@ def _strings(value: object, what: str) -> list[str]:
     raise InvalidArgumentError(f"{what}: expected a list of column names, got {value!r}")
 
 
+class StageArgs(TypedDict):
+    """What a silver or gold stage does, as the Rust engine takes it (built
+    from the pipeline file's keys by :func:`load`)."""
+
+    sql: str | None
+    where_clause: str | None
+    dedupe_key: list[str] | None
+    dedupe_time: str | None
+    dedupe_within_us: int | None
+    window_time: str | None
+    window_size_us: int | None
+    window_watermark_us: int | None
+    keep_late: bool
+    group_by: list[str]
+    aggregates: list[tuple[str, str]]
+    expectations: list[tuple[str, str, str]]
+    table_properties: dict[str, str]
+    partition_by: list[str]
+    max_versions: int
+
+
 def _stage_options(kind: str, where: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """``{"args": StageArgs, "storage_options": …, "transform": … or None}``."""
+    args = StageArgs(
+        sql=None,
+        where_clause=None,
+        dedupe_key=None,
+        dedupe_time=None,
+        dedupe_within_us=None,
+        window_time=None,
+        window_size_us=None,
+        window_watermark_us=None,
+        keep_late=False,
+        group_by=[],
+        aggregates=[],
+        expectations=[],
+        table_properties={str(k): str(v) for k, v in raw.get("table_properties", {}).items()},
+        partition_by=_strings(raw.get("partition_by", []), f"{where} partition_by"),
+        max_versions=int(raw.get("max_versions", 1000)),
+    )
     opts: dict[str, Any] = {
-        "sql": None,
-        "where_clause": None,
-        "dedupe_key": None,
-        "dedupe_time": None,
-        "dedupe_within_us": None,
-        "window_time": None,
-        "window_size_us": None,
-        "window_watermark_us": None,
-        "keep_late": False,
-        "group_by": [],
-        "aggregates": [],
-        "expectations": [],
-        "table_properties": {str(k): str(v) for k, v in raw.get("table_properties", {}).items()},
-        "partition_by": _strings(raw.get("partition_by", []), f"{where} partition_by"),
-        "max_versions": int(raw.get("max_versions", 1000)),
+        "args": args,
+        "transform": None,
         "storage_options": {
             str(k): str(_expand_env(v, f"{where} storage_options.{k}"))
             for k, v in raw.get("storage_options", {}).items()
@@ -360,16 +398,17 @@ def _stage_options(kind: str, where: str, raw: dict[str, Any]) -> dict[str, Any]
                 f'{where}: expect.{name} must be {{ check = "<SQL>", on_violation = '
                 '"warn|drop|fail|quarantine" }'
             )
+        _known(e, _EXPECT_KEYS, f"{where} expect.{name}")
         action = str(e.get("on_violation", "warn"))
         if action not in ("warn", "drop", "fail", "quarantine"):
             raise InvalidArgumentError(
                 f"{where}: expect.{name}.on_violation must be warn, drop, fail or quarantine, "
                 f"got {action!r}"
             )
-        opts["expectations"].append((str(name), str(e["check"]), action))
+        args["expectations"].append((str(name), str(e["check"]), action))
     if kind == "silver":
-        opts["sql"] = raw.get("sql")
-        opts["where_clause"] = raw.get("where")
+        args["sql"] = raw.get("sql")
+        args["where_clause"] = raw.get("where")
         dedupe = raw.get("dedupe")
         if raw.get("distinct"):
             if dedupe is not None:
@@ -380,14 +419,15 @@ def _stage_options(kind: str, where: str, raw: dict[str, Any]) -> dict[str, Any]
                 raise InvalidArgumentError(
                     f'{where}: dedupe must be {{ key = [...], time = "<column>", within = "10m" }}'
                 )
-            opts["dedupe_key"] = _strings(dedupe["key"], f"{where} dedupe.key")
+            _known(dedupe, _DEDUPE_KEYS, f"{where} dedupe")
+            args["dedupe_key"] = _strings(dedupe["key"], f"{where} dedupe.key")
             if ("time" in dedupe) != ("within" in dedupe):
                 raise InvalidArgumentError(
                     f"{where}: dedupe needs both time and within (the horizon), or neither"
                 )
             if "time" in dedupe:
-                opts["dedupe_time"] = str(dedupe["time"])
-                opts["dedupe_within_us"] = parse_duration(
+                args["dedupe_time"] = str(dedupe["time"])
+                args["dedupe_within_us"] = parse_duration(
                     dedupe["within"], f"{where} dedupe.within"
                 )
     else:
@@ -398,20 +438,21 @@ def _stage_options(kind: str, where: str, raw: dict[str, Any]) -> dict[str, Any]
                     f'{where}: window must be {{ time = "<column>", size = "1m", '
                     'watermark = "2m" }'
                 )
-            opts["window_time"] = str(window["time"])
-            opts["window_size_us"] = parse_duration(window["size"], f"{where} window.size")
-            opts["window_watermark_us"] = parse_duration(
+            _known(window, _WINDOW_KEYS, f"{where} window")
+            args["window_time"] = str(window["time"])
+            args["window_size_us"] = parse_duration(window["size"], f"{where} window.size")
+            args["window_watermark_us"] = parse_duration(
                 window.get("watermark", 0), f"{where} window.watermark"
             )
-            opts["keep_late"] = bool(window.get("keep_late", False))
-        opts["group_by"] = _strings(raw.get("group_by", []), f"{where} group_by")
+            args["keep_late"] = bool(window.get("keep_late", False))
+        args["group_by"] = _strings(raw.get("group_by", []), f"{where} group_by")
         aggregates = raw.get("aggregates")
         if not isinstance(aggregates, Mapping) or not aggregates:
             raise InvalidArgumentError(
                 f"{where}: aggregates must be a table such as "
                 '{ events = "count(*)", avg_value = "avg(value)" }'
             )
-        opts["aggregates"] = [(str(k), str(v)) for k, v in aggregates.items()]
+        args["aggregates"] = [(str(k), str(v)) for k, v in aggregates.items()]
     return opts
 
 
@@ -492,15 +533,15 @@ def run_entry(
         )
     assert entry.source is not None
     source = pipeline.entry(entry.source)
-    opts = dict(entry.options)
-    storage = {**pipeline.storage_options, **opts.pop("storage_options")}
+    opts = entry.options
     raw = _kafkalake.run_stage(
         entry.key,
         source=source.table,
         target=entry.table,
-        storage_options=storage,
+        storage_options={**pipeline.storage_options, **opts["storage_options"]},
         kind=entry.kind,
-        **opts,
+        args=opts["args"],
+        transform=opts["transform"],
     )
     return StageReport(
         name=entry.key,

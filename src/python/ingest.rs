@@ -54,46 +54,166 @@ pub(crate) fn kafka_config(
     })
 }
 
-/// Consumer options from Python arguments.
-#[allow(clippy::too_many_arguments)]
-fn consumer_options(
+/// Where and how to consume, as one dict built and checked by
+/// `kafkalake.ingest` (`ConsumerArgs` in the stub): for `ingest` and
+/// `BatchConsumer` alike.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub struct ConsumerArgs {
     bootstrap_servers: String,
     topics: Vec<String>,
     group_id: String,
     config: HashMap<String, String>,
     connect_timeout_s: f64,
-    start: &str,
+    start: String,
     start_offsets: Option<HashMap<(String, i32), i64>>,
     start_timestamp_ms: Option<i64>,
     max_rows: usize,
     max_bytes: usize,
     max_latency_s: f64,
-) -> PyResult<ConsumerOptions> {
-    let kafka = kafka_config(bootstrap_servers, config, connect_timeout_s)?;
-    let start = match start {
-        "earliest" => StartFrom::Earliest,
-        "latest" => StartFrom::Latest,
-        "offsets" => StartFrom::Offsets(start_offsets.unwrap_or_default()),
-        "timestamp" => StartFrom::Timestamp(start_timestamp_ms.unwrap_or(0)),
-        other => {
-            return Err(super::errors::to_py_err(Error::InvalidArgument(format!(
-                "start must be 'earliest', 'latest', offsets or a datetime; got {other:?}"
-            ))))
-        }
-    };
-    Ok(ConsumerOptions {
-        kafka,
-        topics,
-        group_id,
-        start,
-        limits: BatchLimits {
-            max_rows,
-            max_bytes,
-            max_latency: secs("max_latency", max_latency_s)?,
-        },
-        // Set by whoever decodes the messages: only they know if headers are kept.
-        headers: false,
-    })
+}
+
+impl ConsumerArgs {
+    fn options(self) -> PyResult<ConsumerOptions> {
+        let kafka = kafka_config(self.bootstrap_servers, self.config, self.connect_timeout_s)?;
+        let start = match self.start.as_str() {
+            "earliest" => StartFrom::Earliest,
+            "latest" => StartFrom::Latest,
+            "offsets" => StartFrom::Offsets(self.start_offsets.unwrap_or_default()),
+            "timestamp" => StartFrom::Timestamp(self.start_timestamp_ms.unwrap_or(0)),
+            other => {
+                return Err(super::errors::to_py_err(Error::InvalidArgument(format!(
+                    "start must be 'earliest', 'latest', offsets or a datetime; got {other:?}"
+                ))))
+            }
+        };
+        Ok(ConsumerOptions {
+            kafka,
+            topics: self.topics,
+            group_id: self.group_id,
+            start,
+            limits: BatchLimits {
+                max_rows: self.max_rows,
+                max_bytes: self.max_bytes,
+                max_latency: secs("max_latency", self.max_latency_s)?,
+            },
+            // Set by whoever decodes the messages: only they know if headers are kept.
+            headers: false,
+        })
+    }
+}
+
+/// How `BatchConsumer` decodes, as one dict (`DecodeArgs` in the stub).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub struct DecodeArgs {
+    schema: Option<PySchema>,
+    metadata_columns: bool,
+    flatten: bool,
+    max_message_bytes: usize,
+}
+
+/// What `ingest` writes where and for how long, as one dict built and
+/// checked by `kafkalake.ingest` (`IngestArgs` in the stub).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub struct IngestArgs {
+    sink: String,
+    uri: String,
+    storage_options: HashMap<String, String>,
+    name: String,
+    partition_by: Vec<String>,
+    date_column: Option<(String, String)>,
+    target_file_size: Option<u64>,
+    checkpoint_interval: u64,
+    schema: Option<PySchema>,
+    metadata_columns: bool,
+    flatten: bool,
+    max_message_bytes: usize,
+    dead_letter_uri: String,
+    mode: String,
+    duration_s: Option<f64>,
+    capture: Option<(String, Option<String>, bool)>,
+    evolve_schema: bool,
+    compact: Option<(u64, u64, usize)>,
+    caught_up_timeout_s: Option<f64>,
+    max_columns: usize,
+    table_properties: HashMap<String, String>,
+}
+
+impl IngestArgs {
+    fn options(self, consumer: ConsumerOptions) -> PyResult<IngestOptions> {
+        let a = self;
+        let location = Location {
+            uri: a.uri,
+            options: a.storage_options.clone(),
+        };
+        let sink = match a.sink.as_str() {
+            "delta" => SinkSpec::Delta(DeltaOptions {
+                location,
+                app_name: a.name,
+                partition_by: a.partition_by,
+                table_properties: a.table_properties,
+                target_file_size: a.target_file_size,
+                checkpoint_interval: a.checkpoint_interval,
+                compact_interval: a.compact.map_or(0, |c| c.0),
+                compact: a
+                    .compact
+                    .map_or_else(Default::default, |(_, size, min_files)| CompactOptions {
+                        target_file_size: size,
+                        min_files,
+                    }),
+            }),
+            "capture" => {
+                let (namespace, eventhub, deflate) = a.capture.unwrap_or_default();
+                SinkSpec::Capture(CaptureOptions {
+                    location,
+                    namespace,
+                    eventhub,
+                    codec: if deflate {
+                        CaptureCodec::Deflate
+                    } else {
+                        CaptureCodec::Null
+                    },
+                })
+            }
+            "parquet" => SinkSpec::Parquet(location),
+            other => {
+                return Err(super::errors::to_py_err(Error::InvalidArgument(format!(
+                    "format must be 'delta', 'parquet' or 'capture', got {other:?}"
+                ))))
+            }
+        };
+        let mode = match (a.mode.as_str(), a.duration_s) {
+            ("duration", Some(d)) => RunMode::For(secs("duration", d)?),
+            ("available", _) => RunMode::UntilCaughtUp,
+            _ => RunMode::Forever,
+        };
+        Ok(IngestOptions {
+            consumer,
+            schema: a.schema.map(|s| s.into_inner()),
+            decode: DecodeOptions {
+                metadata_columns: a.metadata_columns,
+                flatten: a.flatten,
+                max_message_bytes: a.max_message_bytes,
+                evolve: a.evolve_schema,
+            },
+            date_column: a
+                .date_column
+                .map(|(source, name)| DateColumn { source, name }),
+            sink,
+            dead_letters: Location {
+                uri: a.dead_letter_uri,
+                options: a.storage_options,
+            },
+            mode,
+            caught_up_timeout: a
+                .caught_up_timeout_s
+                .map(|s| secs("caught_up_timeout", s))
+                .transpose()?,
+            max_columns: a.max_columns,
+        })
+    }
 }
 
 type Outcome = Result<IngestReport>;
@@ -139,124 +259,8 @@ fn report_dict<'py>(
 impl RawIngest {
     /// Check and prepare everything (raises before any data moves).
     #[new]
-    #[pyo3(signature = (
-        *, bootstrap_servers, topics, group_id, config, connect_timeout_s, start, start_offsets,
-        start_timestamp_ms, max_rows, max_bytes, max_latency_s, sink, uri, storage_options,
-        name, partition_by, date_column, target_file_size, checkpoint_interval, schema,
-        metadata_columns, flatten, max_message_bytes, dead_letter_uri, mode, duration_s,
-        capture=None, evolve_schema=true, compact=None, caught_up_timeout_s=None,
-        max_columns=500, table_properties=HashMap::new()
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        py: Python<'_>,
-        bootstrap_servers: String,
-        topics: Vec<String>,
-        group_id: String,
-        config: HashMap<String, String>,
-        connect_timeout_s: f64,
-        start: &str,
-        start_offsets: Option<HashMap<(String, i32), i64>>,
-        start_timestamp_ms: Option<i64>,
-        max_rows: usize,
-        max_bytes: usize,
-        max_latency_s: f64,
-        sink: &str,
-        uri: String,
-        storage_options: HashMap<String, String>,
-        name: String,
-        partition_by: Vec<String>,
-        date_column: Option<(String, String)>,
-        target_file_size: Option<u64>,
-        checkpoint_interval: u64,
-        schema: Option<PySchema>,
-        metadata_columns: bool,
-        flatten: bool,
-        max_message_bytes: usize,
-        dead_letter_uri: String,
-        mode: &str,
-        duration_s: Option<f64>,
-        capture: Option<(String, Option<String>, bool)>,
-        evolve_schema: bool,
-        compact: Option<(u64, u64, usize)>,
-        caught_up_timeout_s: Option<f64>,
-        max_columns: usize,
-        table_properties: HashMap<String, String>,
-    ) -> PyResult<Self> {
-        let consumer = consumer_options(
-            bootstrap_servers,
-            topics,
-            group_id,
-            config,
-            connect_timeout_s,
-            start,
-            start_offsets,
-            start_timestamp_ms,
-            max_rows,
-            max_bytes,
-            max_latency_s,
-        )?;
-        let location = Location {
-            uri,
-            options: storage_options.clone(),
-        };
-        let sink = match sink {
-            "delta" => SinkSpec::Delta(DeltaOptions {
-                location,
-                app_name: name,
-                partition_by,
-                table_properties,
-                target_file_size,
-                checkpoint_interval,
-                compact_interval: compact.map_or(0, |c| c.0),
-                compact: compact.map_or_else(Default::default, |(_, size, min_files)| {
-                    CompactOptions {
-                        target_file_size: size,
-                        min_files,
-                    }
-                }),
-            }),
-            "capture" => {
-                let (namespace, eventhub, deflate) = capture.unwrap_or_default();
-                SinkSpec::Capture(CaptureOptions {
-                    location,
-                    namespace,
-                    eventhub,
-                    codec: if deflate {
-                        CaptureCodec::Deflate
-                    } else {
-                        CaptureCodec::Null
-                    },
-                })
-            }
-            _ => SinkSpec::Parquet(location),
-        };
-        let mode = match (mode, duration_s) {
-            ("duration", Some(d)) => RunMode::For(secs("duration", d)?),
-            ("available", _) => RunMode::UntilCaughtUp,
-            _ => RunMode::Forever,
-        };
-        let opts = IngestOptions {
-            consumer,
-            schema: schema.map(|s| s.into_inner()),
-            decode: DecodeOptions {
-                metadata_columns,
-                flatten,
-                max_message_bytes,
-                evolve: evolve_schema,
-            },
-            date_column: date_column.map(|(source, name)| DateColumn { source, name }),
-            sink,
-            dead_letters: Location {
-                uri: dead_letter_uri,
-                options: storage_options,
-            },
-            mode,
-            caught_up_timeout: caught_up_timeout_s
-                .map(|s| secs("caught_up_timeout", s))
-                .transpose()?,
-            max_columns,
-        };
+    fn new(py: Python<'_>, consumer: ConsumerArgs, ingest: IngestArgs) -> PyResult<Self> {
+        let opts = ingest.options(consumer.options()?)?;
         let metrics = Arc::new(IngestMetrics::default());
         let m = metrics.clone();
         let ingest = py.detach(move || Ingest::new(opts, m)).py()?;
@@ -398,52 +402,17 @@ type Polled = (PyTable, PyTable, Vec<(String, i32, i64)>);
 impl RawBatchConsumer {
     /// Subscribe (raises on bad arguments or a missing topic).
     #[new]
-    #[pyo3(signature = (
-        *, bootstrap_servers, topics, group_id, config, connect_timeout_s, start, start_offsets,
-        start_timestamp_ms, max_rows, max_bytes, max_latency_s, schema, metadata_columns, flatten,
-        max_message_bytes
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        py: Python<'_>,
-        bootstrap_servers: String,
-        topics: Vec<String>,
-        group_id: String,
-        config: HashMap<String, String>,
-        connect_timeout_s: f64,
-        start: &str,
-        start_offsets: Option<HashMap<(String, i32), i64>>,
-        start_timestamp_ms: Option<i64>,
-        max_rows: usize,
-        max_bytes: usize,
-        max_latency_s: f64,
-        schema: Option<PySchema>,
-        metadata_columns: bool,
-        flatten: bool,
-        max_message_bytes: usize,
-    ) -> PyResult<Self> {
-        let mut opts = consumer_options(
-            bootstrap_servers,
-            topics,
-            group_id,
-            config,
-            connect_timeout_s,
-            start,
-            start_offsets,
-            start_timestamp_ms,
-            max_rows,
-            max_bytes,
-            max_latency_s,
-        )?;
-        opts.headers = metadata_columns;
+    fn new(py: Python<'_>, consumer: ConsumerArgs, decode: DecodeArgs) -> PyResult<Self> {
+        let mut opts = consumer.options()?;
+        opts.headers = decode.metadata_columns;
         let consumer = py.detach(|| BatchingConsumer::new(opts, None)).py()?;
         Ok(RawBatchConsumer {
             consumer: Some(consumer),
-            schema: schema.map(|s| s.into_inner()),
+            schema: decode.schema.map(|s| s.into_inner()),
             decode: DecodeOptions {
-                metadata_columns,
-                flatten,
-                max_message_bytes,
+                metadata_columns: decode.metadata_columns,
+                flatten: decode.flatten,
+                max_message_bytes: decode.max_message_bytes,
                 evolve: false,
             },
             decoders: HashMap::new(),

@@ -19,23 +19,11 @@ use crate::stage::{
     Transform, Window,
 };
 
-/// Run one stage until its target holds every source version there is at
-/// the start; a dict report.
-#[pyfunction]
-#[pyo3(signature = (
-    name, *, source, target, storage_options, kind, sql, where_clause, dedupe_key,
-    dedupe_time, dedupe_within_us, window_time, window_size_us, window_watermark_us,
-    keep_late, group_by, aggregates, expectations, table_properties, partition_by,
-    max_versions, transform=None,
-))]
-#[allow(clippy::too_many_arguments)]
-pub fn run_stage<'py>(
-    py: Python<'py>,
-    name: String,
-    source: String,
-    target: String,
-    storage_options: HashMap<String, String>,
-    kind: &str,
+/// What a stage does, as one dict built and checked from the pipeline
+/// file by `kafkalake.pipeline` (`StageArgs` in the stub).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub struct StageArgs {
     sql: Option<String>,
     where_clause: Option<String>,
     dedupe_key: Option<Vec<String>>,
@@ -51,8 +39,40 @@ pub fn run_stage<'py>(
     table_properties: HashMap<String, String>,
     partition_by: Vec<String>,
     max_versions: u64,
+}
+
+/// Run one stage until its target holds every source version there is at
+/// the start; a dict report.
+#[pyfunction]
+#[pyo3(signature = (name, *, source, target, storage_options, kind, args, transform=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn run_stage<'py>(
+    py: Python<'py>,
+    name: String,
+    source: String,
+    target: String,
+    storage_options: HashMap<String, String>,
+    kind: &str,
+    args: StageArgs,
     transform: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let StageArgs {
+        sql,
+        where_clause,
+        dedupe_key,
+        dedupe_time,
+        dedupe_within_us,
+        window_time,
+        window_size_us,
+        window_watermark_us,
+        keep_late,
+        group_by,
+        aggregates,
+        expectations,
+        table_properties,
+        partition_by,
+        max_versions,
+    } = args;
     let stage_name = name.clone();
     let rows_fn = transform.map(|f| {
         RowsFn(Arc::new(

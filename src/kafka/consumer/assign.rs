@@ -185,6 +185,43 @@ impl Context {
     }
 }
 
+/// The message of an `rd_kafka_error_t` (which is destroyed), if any.
+///
+/// # Safety
+/// `e` is null or an error librdkafka returned and nobody destroyed.
+unsafe fn error_of(e: *mut rdsys::rd_kafka_error_t) -> Option<String> {
+    if e.is_null() {
+        return None;
+    }
+    let text = CStr::from_ptr(rdsys::rd_kafka_error_string(e))
+        .to_string_lossy()
+        .into_owned();
+    rdsys::rd_kafka_error_destroy(e);
+    Some(text)
+}
+
+/// The message of an error code, if it is one.
+fn code_of(code: RDKafkaRespErr) -> Option<String> {
+    (code != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR)
+        .then(|| RDKafkaErrorCode::from(code).to_string())
+}
+
+impl Context {
+    /// A rebalance step librdkafka refused: the consumer would go on
+    /// without reading (or while still holding) the partitions, so the
+    /// next poll fails with it instead.
+    fn fail_on(&self, outcome: Option<String>, what: &str) {
+        let Some(text) = outcome else {
+            return;
+        };
+        if let Ok(mut s) = self.state.lock() {
+            s.error.get_or_insert(Error::Kafka(format!(
+                "{what} after a consumer-group rebalance failed: {text}"
+            )));
+        }
+    }
+}
+
 impl ConsumerContext for Context {
     fn rebalance(
         &self,
@@ -223,11 +260,12 @@ impl ConsumerContext for Context {
                         self.fetch_queue.load(Ordering::Acquire),
                         tpl.elements().iter().map(|e| (e.topic(), e.partition())),
                     );
-                    if cooperative {
-                        rdsys::rd_kafka_incremental_assign(native, tpl.ptr());
+                    let outcome = if cooperative {
+                        error_of(rdsys::rd_kafka_incremental_assign(native, tpl.ptr()))
                     } else {
-                        rdsys::rd_kafka_assign(native, tpl.ptr());
-                    }
+                        code_of(rdsys::rd_kafka_assign(native, tpl.ptr()))
+                    };
+                    self.fail_on(outcome, "taking the assigned partitions");
                 }
             }
             _ => {
@@ -241,11 +279,12 @@ impl ConsumerContext for Context {
                 }
                 // SAFETY: as above.
                 unsafe {
-                    if cooperative {
-                        rdsys::rd_kafka_incremental_unassign(native, tpl.ptr());
+                    let outcome = if cooperative {
+                        error_of(rdsys::rd_kafka_incremental_unassign(native, tpl.ptr()))
                     } else {
-                        rdsys::rd_kafka_assign(native, std::ptr::null());
-                    }
+                        code_of(rdsys::rd_kafka_assign(native, std::ptr::null()))
+                    };
+                    self.fail_on(outcome, "giving up the revoked partitions");
                 }
             }
         }

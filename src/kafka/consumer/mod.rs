@@ -15,7 +15,7 @@
 //! without a rebalance, so its partitions would stay unread for good.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -149,8 +149,6 @@ pub struct BatchingConsumer {
     fetch: FetchQueue,
     /// When assigned partitions were last forwarded to `fetch` again.
     forwarded_at: Instant,
-    /// Messages taken from `fetch`, destroyed as soon as they are copied.
-    drained: Drained,
     consumer: BaseConsumer<Context>,
     opts: ConsumerOptions,
     state: Arc<Mutex<Assignment>>,
@@ -309,7 +307,6 @@ impl BatchingConsumer {
         Ok(BatchingConsumer {
             fetch,
             forwarded_at: Instant::now(),
-            drained: Drained(Vec::with_capacity(DRAIN)),
             consumer,
             opts,
             state,
@@ -374,6 +371,12 @@ impl BatchingConsumer {
     }
 
     fn cached_high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.cached_watermarks(topic, partition)
+            .map(|(_, high)| high)
+    }
+
+    /// The low and high watermarks librdkafka last heard of.
+    fn cached_watermarks(&self, topic: &str, partition: i32) -> Option<(i64, i64)> {
         let c_topic = std::ffi::CString::new(topic).ok()?;
         let (mut low, mut high) = (-1i64, -1i64);
         // SAFETY: valid client pointer and out-parameters.
@@ -386,7 +389,8 @@ impl BatchingConsumer {
                 &mut high,
             )
         };
-        (err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+        (err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+            .then_some((low.max(0), high))
     }
 
     /// Whether every assigned partition has been read up to the high
@@ -446,11 +450,8 @@ impl BatchingConsumer {
                 }
             }
             // Messages, many at a time, from the fetch queue.
-            let drained = self.drain(0);
-            if drained > 0 {
-                unclocked += drained;
-                self.take_drained(&mut now)?;
-            }
+            let drained = self.drain(0, &mut now)?;
+            unclocked += drained;
             // Rebalances, errors, commits (and any message that reached the
             // consumer queue before its partition was forwarded).
             match self.consumer.poll(Duration::ZERO) {
@@ -468,9 +469,7 @@ impl BatchingConsumer {
             // after the short step).
             waited = true;
             let step = (deadline - now).min(Duration::from_millis(50));
-            if self.drain(step.as_millis() as i32) > 0 {
-                self.take_drained(&mut now)?;
-            }
+            self.drain(step.as_millis() as i32, &mut now)?;
         }
         self.sync_assignment()?;
         let mut batch = ConsumedBatch::default();
