@@ -244,6 +244,29 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         subprocess.run([str(AZURITE), "stop", str(run)], check=False, timeout=30)
 
 
+def _duckdb_offline(package: str, name: str) -> Any:
+    """A DuckDB connection with the ``name`` extension loaded from the PyPI
+    package ``package`` (its wheel carries the extension for exactly the
+    installed duckdb version); autoinstall and autoload are off, so nothing
+    is downloaded at run time."""
+    import importlib
+
+    import duckdb
+
+    ext = (
+        Path(importlib.import_module(package).__file__ or "").parent
+        / "extensions"
+        / f"v{duckdb.__version__}"
+        / f"{name}.duckdb_extension"
+    )
+    assert ext.is_file(), f"no {name} extension for duckdb {duckdb.__version__} at {ext}"
+    con = duckdb.connect(
+        config={"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
+    )
+    con.execute(f"LOAD '{ext}'")
+    return con
+
+
 def duckdb_delta(table: str | Path, sql: str = "SELECT * FROM t") -> Any:
     """Run ``sql`` over the Delta table at ``table`` (as ``t``) with DuckDB's
     delta extension (delta-kernel-rs): a reader that is not delta-rs.
@@ -252,22 +275,69 @@ def duckdb_delta(table: str | Path, sql: str = "SELECT * FROM t") -> Any:
     package (its version matches the ``duckdb`` package's); nothing is
     downloaded at run time. Returns a pyarrow table.
     """
-    import duckdb
-    import duckdb_extension_delta
+    con = _duckdb_offline("duckdb_extension_delta", "delta")
+    try:
+        con.execute(f"CREATE VIEW t AS SELECT * FROM delta_scan('{table}')")
+        return con.execute(sql).to_arrow_table()
+    finally:
+        con.close()
 
-    ext = (
-        Path(duckdb_extension_delta.__file__).parent
-        / "extensions"
-        / f"v{duckdb.__version__}"
-        / "delta.duckdb_extension"
-    )
-    assert ext.is_file(), f"no delta extension for duckdb {duckdb.__version__} at {ext}"
+
+def same_rows(duck: Any, other: Any, what: str) -> None:
+    """Assert that the pyarrow tables ``duck`` (DuckDB's answer) and ``other``
+    (another reader's) hold the same rows, in any order.
+
+    ``duck`` is first cast to ``other``'s schema: the same columns, with the
+    types DuckDB spells its own way (UTC as Etc/UTC) made the other's. Rows
+    are compared by their repr, so that NaN equals NaN.
+    """
+    assert sorted(duck.column_names) == sorted(other.column_names), what
+    duck = duck.select(other.column_names).cast(other.schema)
+    a, b = sorted(map(repr, duck.to_pylist())), sorted(map(repr, other.to_pylist()))
+    differ = sorted(set(a) ^ set(b))[:2]
+    assert a == b, f"{what}: DuckDB read {len(a)} rows, the other reader {len(b)}; {differ}"
+
+
+def read_delta_both_ways(table: str | Path) -> Any:
+    """Every row of the Delta table at ``table``, read by deltalake (delta-rs)
+    and by DuckDB's delta extension (delta-kernel-rs), checked to be the same
+    rows. Returns deltalake's pyarrow table."""
+    from deltalake import DeltaTable
+
+    rows = DeltaTable(str(table)).to_pyarrow_table()
+    same_rows(duckdb_delta(table), rows, f"the Delta table {table}")
+    return rows
+
+
+def duckdb_avro(files: str | Path, sql: str = "SELECT * EXCLUDE (filename) FROM t") -> Any:
+    """Run ``sql`` over the Avro file(s) at ``files`` (a path or a glob, as
+    ``t``, with a ``filename`` column) with DuckDB's avro extension: a reader
+    of Capture files that is neither kafkalake nor fastavro.
+
+    Loaded offline from PyPI's ``duckdb-extension-avro``, as ``duckdb_delta``
+    loads its extension. Returns a pyarrow table.
+    """
+    con = _duckdb_offline("duckdb_extension_avro", "avro")
+    try:
+        con.execute(f"CREATE VIEW t AS SELECT * FROM read_avro('{files}', filename = true)")
+        return con.execute(sql).to_arrow_table()
+    finally:
+        con.close()
+
+
+def duckdb_parquet(files: str | Path, sql: str = "SELECT * EXCLUDE (filename) FROM t") -> Any:
+    """Run ``sql`` over the Parquet file(s) at ``files`` (a path or a glob, as
+    ``t``, with a ``filename`` column) with DuckDB's own Parquet reader (built
+    in: no extension). Folders such as ``partition=0`` add no column: each
+    file is read as it is. Returns a pyarrow table."""
+    import duckdb
+
     con = duckdb.connect(
         config={"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
     )
     try:
-        con.execute(f"LOAD '{ext}'")
-        con.execute(f"CREATE VIEW t AS SELECT * FROM delta_scan('{table}')")
+        read = f"read_parquet('{files}', filename = true, hive_partitioning = false)"
+        con.execute(f"CREATE VIEW t AS SELECT * FROM {read}")
         return con.execute(sql).to_arrow_table()
     finally:
         con.close()

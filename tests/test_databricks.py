@@ -243,3 +243,71 @@ def test_the_databricks_notebook_on_the_embedded_cluster(
     gold = DeltaTable(f"{lake}/gold/clicks_per_category", storage_options=storage)
     assert gold.to_pyarrow_table().num_rows > 0
     assert AZURITE_KEY not in repr(namespace["report"]) + repr(namespace["ingest"])
+
+
+def _log_actions(table: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(version, action) for every action in the table's JSON commits."""
+    import json
+
+    out = []
+    for commit in sorted((table / "_delta_log").glob("*.json")):
+        version = int(commit.name.split(".")[0])
+        out.extend((version, json.loads(line)) for line in commit.read_text().splitlines())
+    return out
+
+
+def test_every_table_stays_at_the_lowest_protocol_spark_reads(tmp_path: Path) -> None:
+    """Bronze (with a checkpoint, a compaction and an evolved schema), its
+    dead letters, silver and gold: reader 1 / writer 2 and no table features,
+    which Spark, Databricks, Fabric and Synapse all read. Compaction commits
+    add and remove files with dataChange=false, so a Spark stream reading the
+    table is not handed the same rows again."""
+    from confluent_kafka import Producer
+
+    bronze = tmp_path / "bronze"
+    with kafkalake.EmbeddedKafka(partitions=2, topics=["t"]) as kafka:
+        bs = kafka.bootstrap_servers
+        options = dict(
+            bootstrap_servers=bs, max_rows=400, checkpoint_interval=3, compact_every=4,
+            compact_min_files=2, progress=False,
+        )  # fmt: skip
+        kafkalake.produce("iot", "t", bootstrap_servers=bs, count=2_000, malformed_ratio=0.01)
+        first = kafkalake.ingest("t", bronze, **options)
+        assert first.dead_letters > 0
+        # A field the table does not have yet: the schema evolves.
+        p = Producer({"bootstrap.servers": bs})
+        for i in range(50):
+            p.produce("t", b'{"eventId": "e%d", "value": 1.5, "firmware": "2.1"}' % i)
+        p.flush(30)
+        kafkalake.ingest("t", bronze, **options)
+        kafkalake.pipeline.run(
+            {
+                "bronze": {"b": {"topics": ["t"], "table": str(bronze), "bootstrap_servers": bs}},
+                "silver": {
+                    "s": {"from": "bronze.b", "table": str(tmp_path / "silver"), "distinct": True}
+                },
+                "gold": {
+                    "g": {
+                        "from": "silver.s",
+                        "table": str(tmp_path / "gold"),
+                        "group_by": ["type"],
+                        "aggregates": {"n": "count(*)"},
+                    }
+                },
+            },
+            stage=["silver.s", "gold.g"],
+        )
+    tables = [bronze, tmp_path / "bronze_dead_letters", tmp_path / "silver", tmp_path / "gold"]
+    for t in tables:
+        protocol = DeltaTable(t).protocol()
+        assert (protocol.min_reader_version, protocol.min_writer_version) == (1, 2), t
+        assert not protocol.reader_features and not protocol.writer_features, t
+    assert "firmware" in DeltaTable(bronze).schema().to_arrow().names
+    assert list((bronze / "_delta_log").glob("*.checkpoint.parquet")), "no checkpoint written"
+    # The compaction commits: files removed and added, none of it a data change.
+    actions = _log_actions(bronze)
+    compacting = {v for v, a in actions if "remove" in a}
+    assert compacting, "no compaction happened"
+    for v, a in actions:
+        if v in compacting and ("add" in a or "remove" in a):
+            assert (a.get("add") or a.get("remove"))["dataChange"] is False, (v, a)

@@ -3,13 +3,14 @@ topics, empty partitions, transactions, compaction races, values that do not
 fit the table, bounded schemas, checkpoints of short runs, lazy dead-letter
 tables, and arguments that must never reach a panic. Run on the real broker
 (tansu, sqlite engine); tables read back by deltalake and by DuckDB's delta
-extension."""
+extension, files by pyarrow or fastavro and by DuckDB."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +24,13 @@ import pytest
 from deltalake import DeltaTable
 
 import kafkalake
-from conftest import create_topic, duckdb_delta
+from conftest import (
+    create_topic,
+    duckdb_avro,
+    duckdb_delta,
+    duckdb_parquet,
+    read_delta_both_ways,
+)
 from kafkalake.exceptions import (
     ConfigError,
     IncompleteError,
@@ -291,7 +298,7 @@ def test_compactions_at_once_never_double_rows(broker: str, topic: str, tmp_path
     assert len(results) == 3
     counts = duckdb_delta(table, "SELECT count(*), count(DISTINCT i) FROM t").to_pylist()
     assert counts == [{"count_star()": 400, "count(DISTINCT i)": 400}], counts
-    assert pa.table(DeltaTable(str(table)).to_pyarrow_dataset().to_table()).num_rows == 400
+    assert read_delta_both_ways(table).num_rows == 400
 
 
 # 6. Two file sinks racing on one directory (each sure it owns every
@@ -315,6 +322,22 @@ def file_ranges(out: Path, fmt: str) -> list[tuple[int, list[int]]]:
         assert len(parts) == 1, f"{f} holds one partition"
         ranges.append((parts.pop(), offsets))
     return ranges
+
+
+def duckdb_file_ranges(out: Path, fmt: str) -> list[tuple[int, list[int]]]:
+    """(partition, sorted offsets) of each file, read by DuckDB: read_parquet,
+    or the avro extension's read_avro."""
+    if fmt == "parquet":
+        t = duckdb_parquet(out / "**" / "*.parquet", "SELECT filename, _partition, _offset FROM t")
+    else:
+        t = duckdb_avro(out / "**" / "*.avro", 'SELECT filename, NULL, "SequenceNumber" FROM t')
+    files: dict[str, tuple[set[int], list[int]]] = {}
+    for f, p, o in zip(*(c.to_pylist() for c in t.columns), strict=True):
+        parts, offsets = files.setdefault(f, (set(), []))
+        parts.add(int(Path(f).relative_to(out).parts[2]) if p is None else p)
+        offsets.append(o)
+    assert all(len(parts) == 1 for parts, _ in files.values())
+    return sorted((parts.pop(), sorted(offsets)) for parts, offsets in files.values())
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "capture"])
@@ -358,6 +381,7 @@ def test_two_file_sinks_racing_on_one_directory(
     ranges = file_ranges(out, fmt)
     stored = sorted((p, o) for p, offsets in ranges for o in offsets)
     assert stored == expected, "every offset in exactly one file"
+    assert duckdb_file_ranges(out, fmt) == sorted((p, sorted(o)) for p, o in ranges)
     # Each file's offsets are one run of the partition's log, no file inside another.
     for p in {p for p, _ in ranges}:
         spans = sorted((min(o), max(o)) for q, o in ranges if q == p and o)
@@ -398,6 +422,8 @@ def test_values_that_do_not_fit_the_table_are_dead_letters(
     dead = duckdb_delta(f"{table}_dead_letters", "SELECT value, error FROM t").to_pylist()
     assert json.loads(dead[0]["value"]) == {"id": 2.7, "extra": {"x": 2}}
     assert "2.7" in dead[0]["error"], dead
+    assert read_delta_both_ways(table).num_rows == 2
+    assert read_delta_both_ways(f"{table}_dead_letters").num_rows == 1
 
 
 def test_flattened_table_gets_new_nested_fields(broker: str, topic: str, tmp_path: Path) -> None:
@@ -412,6 +438,7 @@ def test_flattened_table_gets_new_nested_fields(broker: str, topic: str, tmp_pat
         {"id": 1, "extra.x": 1, "extra.y": None},
         {"id": 2, "extra.x": 2, "extra.y": "new"},
     ]
+    assert read_delta_both_ways(table).num_rows == 2
 
 
 def test_two_topics_create_one_table_without_changing_values(broker: str, tmp_path: Path) -> None:
@@ -539,6 +566,16 @@ def test_short_runs_get_checkpoints(broker: str, topic: str, tmp_path: Path) -> 
         )
     assert (table / "_delta_log" / "_last_checkpoint").exists()
     assert duckdb_delta(table, "SELECT count(*) FROM t").column(0).to_pylist() == [600]
+    assert read_delta_both_ways(table).num_rows == 600
+    # The checkpoint alone: in a copy without the commits it holds (as log
+    # cleanup leaves a table), both readers still find the same 600 rows.
+    copy = tmp_path / "copy"
+    shutil.copytree(table, copy)
+    version = json.loads((copy / "_delta_log" / "_last_checkpoint").read_text())["version"]
+    for commit in (copy / "_delta_log").glob("*.json"):
+        if int(commit.stem) <= version:
+            commit.unlink()
+    assert read_delta_both_ways(copy).num_rows == 600
 
 
 # 17. No dead-letter folder until there is a dead letter.

@@ -1,5 +1,6 @@
 """Ingest on the real broker: Delta and Parquet, exactly once under kill -9,
-two workers in one group, dead letters, read back by deltalake and pyarrow."""
+two workers in one group, dead letters, read back by deltalake and pyarrow,
+and by DuckDB (its delta extension and its Parquet reader) to compare."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pytest
 from deltalake import DeltaTable, QueryBuilder
 
 import kafkalake
-from conftest import create_topic
+from conftest import create_topic, duckdb_delta, duckdb_parquet, read_delta_both_ways, same_rows
 from kafkalake.exceptions import TableError, TopicNotFoundError
 
 pytestmark = pytest.mark.broker
@@ -82,6 +83,7 @@ def test_delta_ingest_reads_back_with_deltalake_and_pyarrow(
     assert report.messages == 6000 and report.rows == 6000 and report.dead_letters == 0
     assert report.commits >= 6
     assert sorted(offsets_in_delta(table)) == expected_offsets(per_part)
+    assert read_delta_both_ways(table).num_rows == 6000
     dt = DeltaTable(str(table))
     assert dt.metadata().partition_columns == ["date"]
     schema = pa.schema(dt.schema())
@@ -145,6 +147,8 @@ def test_dead_letters(broker: str, topic: str, tmp_path: Path) -> None:
     )
     dead = query(str(table) + "_dead_letters", "SELECT * FROM t")
     assert report.dead_letters == dead.num_rows > 50
+    assert read_delta_both_ways(str(table) + "_dead_letters").num_rows == dead.num_rows
+    assert read_delta_both_ways(table).num_rows == report.rows
     assert report.rows + report.dead_letters == 3000
     assert all(e for e in dead.column("error").to_pylist())
     for raw in dead.column("value").to_pylist()[:20]:
@@ -377,7 +381,10 @@ def test_cli_ingest(broker: str, topic: str, tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["rows"] == 2000
-    assert sum(pq.read_table(f).num_rows for f in (tmp_path / "cli").rglob("*.parquet")) == 2000
+    files = sorted((tmp_path / "cli").rglob("*.parquet"))
+    by_pyarrow = pa.concat_tables([pq.read_table(f) for f in files])
+    assert by_pyarrow.num_rows == 2000
+    same_rows(duckdb_parquet(tmp_path / "cli" / "**" / "*.parquet"), by_pyarrow, "Parquet files")
 
 
 def test_start_at_a_time_flatten_and_parquet_names(broker: str, topic: str, tmp_path: Path) -> None:
@@ -463,6 +470,7 @@ def test_new_fields_become_columns(broker: str, topic: str, tmp_path: Path) -> N
     assert len(old) == 200 and all(m is None for _, _, m in old)
     assert len(new) == 200 and {f for _, f, _ in new} == {"1.0.0", "1.1.0", "1.2.0"}
     assert sorted(m for _, _, m in new) == [float(i) for i in range(200)]
+    assert read_delta_both_ways(table).num_rows == 400
 
     # With an explicit schema, unknown fields are ignored instead.
     fixed = kafkalake.ingest(
@@ -516,6 +524,8 @@ def test_compaction_keeps_rows_and_offsets(broker: str, topic: str, tmp_path: Pa
     assert report.rows == 4000 and report.version == after.version() == before.version() + 1
     assert len(after.file_uris()) == report.files_added
     assert query(table, sql).equals(rows_before)
+    assert duckdb_delta(table, sql).to_pylist() == rows_before.to_pylist()
+    assert read_delta_both_ways(table).num_rows == 4000
     assert after.history(1)[0]["operation"] == "OPTIMIZE"
     assert kafkalake.compact(table, min_files=4).version is None  # nothing small left
     # The offsets stored in the table survive: a new run adds nothing.
@@ -545,6 +555,7 @@ def test_compaction_keeps_rows_and_offsets(broker: str, topic: str, tmp_path: Pa
     assert r.commits >= 10
     assert len(DeltaTable(str(periodic)).file_uris()) < r.files
     assert sorted(offsets_in_delta(periodic)) == expected_offsets(per_part)
+    assert read_delta_both_ways(periodic).num_rows == 4000
 
 
 LATEST_SCRIPT = """

@@ -2,9 +2,9 @@
 gold (windows, watermarks, groups) kept exactly once across reruns, kills,
 compactions and concurrent runs. Each result is checked against one batch
 query over the whole source, run by DuckDB's delta extension (a reader that
-is not delta-rs). Sources are written with deltalake where the stage alone is
-under test, and by kafkalake's ingest from the real broker for the seeds'
-chains."""
+is not delta-rs), which must read the same rows as deltalake. Sources are
+written with deltalake where the stage alone is under test, and by
+kafkalake's ingest from the real broker for the seeds' chains."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 import kafkalake
-from conftest import duckdb_delta
+from conftest import duckdb_delta, read_delta_both_ways
 from kafkalake.exceptions import ExpectationError, InvalidArgumentError, TableError
 from kafkalake.pipeline import parse_duration
 
@@ -132,6 +132,8 @@ def test_silver_and_gold_equal_one_batch_query_after_every_run(tmp_path: Path) -
         # No late rows here (times only move forward): every window matches.
         assert reports["gold.iot"].late == 0
         assert rows(gold, GOLD_QUERY) == rows(silver, BATCH_QUERY), f"run {run}"
+        assert read_delta_both_ways(silver).num_rows == len(expected_silver(src))
+        assert read_delta_both_ways(gold).num_rows == len(rows(silver, BATCH_QUERY))
         s = reports["silver.iot"]
         assert s.deduplicated == 15, s
         assert s.expectations["value_in_range"][0] == "drop"
@@ -203,6 +205,27 @@ def test_dedupe_within_the_horizon_only(tmp_path: Path) -> None:
         ("e0", 1),
         ("e1", 2),
         ("e2", 1),
+    ]
+
+
+def test_dedupe_over_a_source_that_gained_a_column(tmp_path: Path) -> None:
+    """The source's schema evolves after the target was written: the new
+    column is null in the target's rows, so `distinct` (every column is the
+    key) compares the new rows against them instead of failing."""
+    src, silver = tmp_path / "bronze", tmp_path / "silver"
+    write_deltalake(src, pa.table({"id": [1, 2], "v": [1.0, 2.0]}))
+    p = stage_pipeline(
+        src, {"silver.s": {"from": "bronze.src", "distinct": True, "table": str(silver)}}
+    )
+    run_stages(p)
+    wider = pa.table({"id": [2, 3, 3], "v": [2.0, 3.0, 3.0], "firmware": [None, "2.1", "2.1"]})
+    write_deltalake(src, wider, mode="append", schema_mode="merge")
+    r = run_stages(p)["silver.s"]
+    assert r.deduplicated == 2  # id 2 with no firmware, as in the target; id 3 twice
+    assert rows(silver, "SELECT id, firmware FROM t ORDER BY id") == [
+        (1, None),
+        (2, None),
+        (3, "2.1"),
     ]
 
 

@@ -33,7 +33,7 @@ from test_pipeline import (
 )
 
 import kafkalake
-from conftest import create_topic, wait_until
+from conftest import create_topic, read_delta_both_ways, wait_until
 from kafkalake.exceptions import InvalidArgumentError, TableError
 
 
@@ -95,6 +95,7 @@ def test_seed_001_iot_dedupe_and_per_minute_gold(
         assert report.stages["silver.iot"].deduplicated > 0
     for table, quality in ((bronze, "bronze"), (silver, "silver"), (gold, "gold")):
         assert DeltaTable(str(table)).metadata().configuration["quality"] == quality
+        assert read_delta_both_ways(table).num_rows == rows(table, "SELECT count(*) FROM t")[0][0]
 
 
 @pytest.mark.broker

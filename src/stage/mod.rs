@@ -447,7 +447,17 @@ fn process(
     }
     let schema = out.schema.clone();
     let table = match target.take() {
-        Some(t) => t,
+        // Columns the source gained since the target was written are added
+        // to it (nullable, as bronze does), never dropped from the rows.
+        // That reads the table again, so the step is planned again on it.
+        Some(mut t) => {
+            let current = delta::arrow_schema(&t)?;
+            if crate::decode::merge_additive(&current, &schema).is_some() {
+                delta::add_columns(&mut t, &schema, &opts.target.uri)?;
+                return Ok(Done::Lost);
+            }
+            t
+        }
         None => delta::create_with(
             &opts.target,
             &schema,
@@ -657,9 +667,16 @@ fn side_table(
     };
     for _ in 0..ATTEMPTS {
         let table = match delta::open(&location)? {
-            Some(t) => {
+            Some(mut t) => {
                 if txn_version(&t, app)?.is_some_and(|v| v >= last) {
                     return Ok(());
+                }
+                // New source columns are added first (then the table is
+                // opened and checked again).
+                let current = delta::arrow_schema(&t)?;
+                if crate::decode::merge_additive(&current, &rows[0].schema()).is_some() {
+                    delta::add_columns(&mut t, &rows[0].schema(), &location.uri)?;
+                    continue;
                 }
                 t
             }

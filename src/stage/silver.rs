@@ -17,6 +17,7 @@ use arrow::row::{RowConverter, Rows, SortField};
 use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::prelude::{ident, Expr, SessionContext};
+use deltalake::datafusion::scalar::ScalarValue;
 use deltalake::DeltaTable;
 
 use super::prune::{may_hold, time_filter};
@@ -257,15 +258,35 @@ fn dedupe(
             let provider = block_on(table.table_provider().with_file_paths(paths).build())
                 .map_err(|e| Error::Delta(format!("stage '{stage}': reading the target: {e}")))?;
             let planning = |e: DataFusionError| Error::InvalidArgument(format!("{what}: {e}"));
-            let mut select: Vec<Expr> = key.iter().map(ident).collect();
+            let target_schema = crate::sink::delta::arrow_schema(table)?;
+            // A column the source gained since the target was written is
+            // null in the target's rows (as any Delta reader shows them).
+            let column = |name: &String, data_type: &DataType| -> Result<Expr> {
+                if target_schema.field_with_name(name).is_ok() {
+                    return Ok(ident(name));
+                }
+                let null = ScalarValue::try_from(data_type)
+                    .map_err(|e| Error::InvalidArgument(format!("{what}: column '{name}': {e}")))?;
+                Ok(Expr::Literal(null, None).alias(name))
+            };
+            let mut select: Vec<Expr> = key
+                .iter()
+                .zip(&key_types)
+                .map(|(k, t)| column(k, t))
+                .collect::<Result<_>>()?;
             if let Some((t, _)) = &d.time {
-                select.push(ident(t));
+                let i = time_index.expect("set with the dedupe time");
+                select.push(column(t, schema.field(i).data_type())?);
             }
             // Only the rows within the horizon: the scan skips row groups
             // outside it by their statistics.
             let within_horizon = horizon.and_then(|(t, lo, hi)| {
-                let schema = crate::sink::delta::arrow_schema(table).ok()?;
-                time_filter(t, schema.field_with_name(t).ok()?.data_type(), lo, hi)
+                time_filter(
+                    t,
+                    target_schema.field_with_name(t).ok()?.data_type(),
+                    lo,
+                    hi,
+                )
             });
             let mut df = ctx.read_table(Arc::new(provider)).map_err(planning)?;
             if let Some(f) = within_horizon {

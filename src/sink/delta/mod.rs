@@ -473,62 +473,65 @@ pub(crate) fn filter_offsets(
 pub const OFFSET_COLUMN: &str = "__kafkalake_offset";
 
 impl DeltaSink {
-    /// Add the columns of `wanted` the table lacks, in a commit of their own
-    /// (retried if another writer commits first; a no-op if it already added them).
+    /// Add the columns of `wanted` the table lacks (see [`add_columns`]).
     fn add_columns(&mut self, wanted: &SchemaRef) -> Result<()> {
-        use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-        use deltalake::kernel::{MetadataExt, StructType};
-        for _ in 0..10 {
-            block_on(self.table.update_incremental(None)).map_err(|e| delta_err("reload", e))?;
-            let current = arrow_schema(&self.table)?;
-            let Some(merged) = crate::decode::merge_additive(&current, wanted) else {
-                self.schema = current;
-                return Ok(());
-            };
-            let added: Vec<String> = merged
+        self.schema = add_columns(&mut self.table, wanted, &self.opts.location.uri)?;
+        Ok(())
+    }
+}
+
+/// Add the columns of `wanted` that `table` (at `uri`) lacks, in a commit of
+/// their own (retried if another writer commits first; a no-op if it
+/// already has them); the table's schema after. Existing columns keep their
+/// types: additive evolution only, at the table's protocol.
+pub fn add_columns(table: &mut DeltaTable, wanted: &SchemaRef, uri: &str) -> Result<SchemaRef> {
+    use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+    use deltalake::kernel::{MetadataExt, StructType};
+    for _ in 0..10 {
+        block_on(table.update_incremental(None)).map_err(|e| delta_err("reload", e))?;
+        let current = arrow_schema(table)?;
+        let Some(merged) = crate::decode::merge_additive(&current, wanted) else {
+            return Ok(current);
+        };
+        let added: Vec<String> = merged
+            .fields()
+            .iter()
+            .filter(|f| current.field_with_name(f.name()).is_err())
+            .map(|f| f.name().clone())
+            .collect();
+        let result = block_on(async {
+            let kernel: StructType = (&merged).try_into_kernel()?;
+            let snapshot = table.snapshot()?;
+            let metadata = snapshot.metadata().clone().with_schema(&kernel)?;
+            let fields: Vec<_> = kernel
                 .fields()
-                .iter()
-                .filter(|f| current.field_with_name(f.name()).is_err())
-                .map(|f| f.name().clone())
+                .filter(|f| added.contains(f.name()))
+                .cloned()
                 .collect();
-            let result = block_on(async {
-                let kernel: StructType = (&merged).try_into_kernel()?;
-                let snapshot = self.table.snapshot()?;
-                let metadata = snapshot.metadata().clone().with_schema(&kernel)?;
-                let fields: Vec<_> = kernel
-                    .fields()
-                    .filter(|f| added.contains(f.name()))
-                    .cloned()
-                    .collect();
-                CommitBuilder::from(CommitProperties::default().with_create_checkpoint(false))
-                    .with_actions(vec![Action::Metadata(metadata)])
-                    .build(
-                        Some(snapshot),
-                        self.table.log_store(),
-                        DeltaOperation::AddColumn { fields },
-                    )
-                    .await
-                    .map(|_| ())
-            });
-            match result {
-                Ok(()) => continue, // reload and confirm on the next turn
-                Err(e) if is_conflict(&e) => continue,
-                Err(e) => {
-                    return Err(delta_err(
-                        &format!(
-                            "adding new columns to the Delta table at '{}'",
-                            self.opts.location.uri
-                        ),
-                        e,
-                    ))
-                }
+            CommitBuilder::from(CommitProperties::default().with_create_checkpoint(false))
+                .with_actions(vec![Action::Metadata(metadata)])
+                .build(
+                    Some(snapshot),
+                    table.log_store(),
+                    DeltaOperation::AddColumn { fields },
+                )
+                .await
+                .map(|_| ())
+        });
+        match result {
+            Ok(()) => continue, // reload and confirm on the next turn
+            Err(e) if is_conflict(&e) => continue,
+            Err(e) => {
+                return Err(delta_err(
+                    &format!("adding new columns to the Delta table at '{uri}'"),
+                    e,
+                ))
             }
         }
-        Err(Error::Delta(format!(
-            "could not add new columns to '{}' after 10 attempts (concurrent schema changes)",
-            self.opts.location.uri
-        )))
     }
+    Err(Error::Delta(format!(
+        "could not add new columns to '{uri}' after 10 attempts (concurrent schema changes)"
+    )))
 }
 
 impl DeltaSink {
