@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install every test dependency (the tansu Kafka broker, Azurite, stunnel,
-# Python test packages),
-# build kafkalake in release mode, then run the lint and the whole test suite.
+# Python test packages), build kafkalake in release mode and its release
+# wheel, then run the lint and the whole test suite.
 # This is what CI runs (.ci/run). Safe to re-run: builds are cached in
 # ~/.cache/kafkalake (override with KAFKALAKE_CACHE).
 set -euo pipefail
@@ -49,6 +49,11 @@ pip install -q "maturin>=1.9,<2"
 
 step "build and install kafkalake (release)"
 pip install --no-build-isolation ".[test,lint,bench]"
+
+step "release wheel: manylinux_2_28, abi3 (cached per source tree)"
+# tests/test_wheel.py installs it into a fresh environment without Rust.
+rm -f dist/kafkalake-*.whl
+scripts/build-wheels.sh dist
 
 step "lint: rustfmt, clippy, ruff, mypy, stubtest"
 scripts/lint.sh
