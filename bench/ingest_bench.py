@@ -83,6 +83,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import _broker  # bench/_broker.py (the script's own folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # This process's own peak RSS: ru_maxrss of a child started with vfork/exec
@@ -341,49 +343,37 @@ def main() -> None:
     peer, why = (None, "--skip-peer") if args.skip_peer else find_peer(args.peer)
 
     work = Path(tempfile.mkdtemp(prefix="kafkalake-ingest-bench-"))
-    broker = (
-        args.broker
-        or subprocess.run(
-            [str(ROOT / "scripts" / "tansu.sh"), "start", str(work / "tansu")],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    targets: list[tuple[str, str, bool]] = []
-    problems: list[str] = []
     try:
-        print(f"kafkalake {kafkalake.__version__}, broker {broker}, {args.rounds} rounds")
-        print(f"kafka-delta-ingest: {peer or 'skipped: ' + why}\n")
-        for profile in profiles:
-            n = sizes[profile]
-            for fill in fills:
-                for kind in digits if profile == "iot" else ["real"]:
-                    label = f"{profile}/{fill}/{kind}"
-                    found, notes = bench_topic(
-                        broker, work, profile, n, fill, kind, args.rounds, peer, args.peer_stall
-                    )
-                    targets.extend((label, text, ok) for text, ok in found)
-                    problems.extend(f"{label}: {note}" for note in notes)
-        print("targets (medians of the rounds):")
-        for label, text, ok in targets:
-            print(f"  {label:<22} {verdict(ok):<7}  {text}")
-        if peer is None:
-            print(f"  (kafka-delta-ingest not run, {why.splitlines()[0]}: its target not checked)")
-        missed = sum(not ok for _, _, ok in targets)
-        print(
-            f"\n{len(targets) - missed} of {len(targets)} targets met"
-            + (f", {missed} NOT MET" if missed else "")
-        )
-        for p in problems:
-            print(f"note: {p}")
-    finally:
-        if args.broker is None:
-            subprocess.run(
-                [str(ROOT / "scripts" / "tansu.sh"), "stop", str(work / "tansu")], check=False
+        with _broker.broker(args.broker, work) as broker:
+            targets: list[tuple[str, str, bool]] = []
+            problems: list[str] = []
+            print(f"kafkalake {kafkalake.__version__}, broker {broker}, {args.rounds} rounds")
+            print(f"kafka-delta-ingest: {peer or 'skipped: ' + why}\n")
+            for profile in profiles:
+                n = sizes[profile]
+                for fill in fills:
+                    for kind in digits if profile == "iot" else ["real"]:
+                        label = f"{profile}/{fill}/{kind}"
+                        found, notes = bench_topic(
+                            broker, work, profile, n, fill, kind, args.rounds, peer, args.peer_stall
+                        )
+                        targets.extend((label, text, ok) for text, ok in found)
+                        problems.extend(f"{label}: {note}" for note in notes)
+            print("targets (medians of the rounds):")
+            for label, text, ok in targets:
+                print(f"  {label:<22} {verdict(ok):<7}  {text}")
+            if peer is None:
+                print(
+                    f"  (kafka-delta-ingest not run, {why.splitlines()[0]}: its target not checked)"
+                )
+            missed = sum(not ok for _, _, ok in targets)
+            print(
+                f"\n{len(targets) - missed} of {len(targets)} targets met"
+                + (f", {missed} NOT MET" if missed else "")
             )
+            for p in problems:
+                print(f"note: {p}")
+    finally:
         # The tables (about 1 GB per profile) are of no further use.
         shutil.rmtree(work, ignore_errors=True)
 

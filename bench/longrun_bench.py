@@ -57,7 +57,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+import _broker  # bench/_broker.py (the script's own folder is on sys.path)
 
 INGEST = """
 import json, resource, sys, time, urllib.request, kafkalake
@@ -377,34 +377,20 @@ def main() -> None:
     if args.commits < 2 * args.window:
         ap.error(f"--commits must be at least twice --window ({2 * args.window})")
     work = Path(tempfile.mkdtemp(prefix="kafkalake-longrun-bench-"))
-    broker = (
-        args.broker
-        or subprocess.run(
-            [str(ROOT / "scripts" / "tansu.sh"), "start", str(work / "tansu")],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
     found: list[tuple[str, bool]] = []
     try:
-        print(f"kafkalake {kafkalake.__version__}, broker {broker}, {os.cpu_count()} cores\n")
-        if args.only in (None, "commits"):
-            found += commits_run(broker, work, args)
-            print()
-        if args.only in (None, "e2e"):
-            found += e2e_run(broker, work, args)
-            print()
-        print("targets:")
-        for text, ok in found:
-            print(f"  {verdict(ok):<7}  {text}")
+        with _broker.broker(args.broker, work) as broker:
+            print(f"kafkalake {kafkalake.__version__}, broker {broker}, {os.cpu_count()} cores\n")
+            if args.only in (None, "commits"):
+                found += commits_run(broker, work, args)
+                print()
+            if args.only in (None, "e2e"):
+                found += e2e_run(broker, work, args)
+                print()
+            print("targets:")
+            for text, ok in found:
+                print(f"  {verdict(ok):<7}  {text}")
     finally:
-        if args.broker is None:
-            subprocess.run(
-                [str(ROOT / "scripts" / "tansu.sh"), "stop", str(work / "tansu")], check=False
-            )
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+import _broker  # bench/_broker.py (the script's own folder is on sys.path)
 import pyarrow as pa
 
 import kafkalake
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def python_baseline(broker: str, topic: str, n: int, *, faker: bool) -> float:
@@ -99,20 +97,8 @@ def main() -> None:
     args = ap.parse_args()
 
     run_dir = Path(tempfile.mkdtemp(prefix="kafkalake-bench-"))
-    broker = args.broker
-    if broker is None:
-        broker = (
-            subprocess.run(
-                [str(ROOT / "scripts" / "tansu.sh"), "start", str(run_dir)],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
     fresh = lambda: f"bench-{uuid.uuid4().hex[:8]}"  # noqa: E731
-    try:
+    with _broker.broker(args.broker, run_dir) as broker:
         print(f"kafkalake {kafkalake.__version__}, broker {broker}\n")
         print("1. Rate accuracy (iot profile)")
         print(f"{'target/s':>10} {'seconds':>8} {'sent':>10} {'achieved/s':>12} {'error':>8}")
@@ -157,9 +143,6 @@ def main() -> None:
             base = python_baseline(broker, fresh(), args.baseline_count, faker=faker)
             print(f"{name:<50} {base:>10,.0f} {results['iot'] / base:>12,.1f}x")
         print(f"{'kafkalake.produce(iot)':<50} {results['iot']:>10,.0f}")
-    finally:
-        if args.broker is None:
-            subprocess.run([str(ROOT / "scripts" / "tansu.sh"), "stop", str(run_dir)], check=False)
 
 
 if __name__ == "__main__":
