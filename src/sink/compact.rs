@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use arrow::array::{new_null_array, ArrayRef, RecordBatch, StringArray};
 use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::SchemaRef;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::kernel::{Action, Add, Remove};
 use deltalake::protocol::DeltaOperation;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
@@ -211,14 +211,10 @@ impl Rewrite {
             let snapshot = table.snapshot().map_err(|e| delta_err("snapshot", e))?;
             // No retries inside: Delta's own conflict check would let the
             // removes of another compaction's files through.
-            let result = CommitBuilder::from(
-                CommitProperties::default()
-                    .with_create_checkpoint(false)
-                    .with_max_retries(0),
-            )
-            .with_actions(self.actions.clone())
-            .build(Some(snapshot), table.log_store(), self.op.clone())
-            .await;
+            let result = CommitBuilder::from(super::delta::commit_properties().with_max_retries(0))
+                .with_actions(self.actions.clone())
+                .build(Some(snapshot), table.log_store(), self.op.clone())
+                .await;
             match result {
                 Ok(done) => {
                     outcome.version = Some(done.version() as i64);

@@ -25,7 +25,7 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use deltalake::datafusion::prelude::SessionContext;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::kernel::{Action, Add, Remove, Transaction};
 use deltalake::logstore::get_actions;
 use deltalake::protocol::{DeltaOperation, SaveMode};
@@ -445,25 +445,15 @@ fn process(
     ) {
         side_table(opts, "late", &out.late, &app, plan.last)?;
     }
-    let schema = out.schema.clone();
-    let table = match target.take() {
-        // Columns the source gained since the target was written are added
-        // to it (nullable, as bronze does), never dropped from the rows.
-        // That reads the table again, so the step is planned again on it.
-        Some(mut t) => {
-            let current = delta::arrow_schema(&t)?;
-            if crate::decode::merge_additive(&current, &schema).is_some() {
-                delta::add_columns(&mut t, &schema, &opts.target.uri)?;
-                return Ok(Done::Lost);
-            }
-            t
-        }
-        None => delta::create_with(
-            &opts.target,
-            &schema,
-            &opts.partition_by,
-            &opts.table_properties,
-        )?,
+    let Some(table) = ready(
+        target.take(),
+        &opts.target,
+        &out.schema,
+        &opts.partition_by,
+        &opts.table_properties,
+    )?
+    else {
+        return Ok(Done::Lost);
     };
     let mut txns = vec![(app.clone(), plan.last)];
     if let Some(t) = out.max_event_time {
@@ -630,19 +620,25 @@ fn commit(
             }
         };
         let finalized = CommitBuilder::from(
-            CommitProperties::default()
-                .with_create_checkpoint(false)
+            delta::commit_properties()
                 .with_metadata(info)
                 .with_max_retries(0),
         )
         .with_actions(actions)
         .build(Some(snapshot), table.log_store(), op)
         .await?;
-        Ok::<_, DeltaTableError>(finalized.snapshot())
+        Ok::<_, DeltaTableError>((finalized.version(), finalized.snapshot()))
     });
     match result {
-        Ok(snapshot) => {
+        Ok((version, snapshot)) => {
             table.state = Some(snapshot);
+            // Targets are read at every run: a checkpoint bounds what
+            // opening them replays, however many runs wrote them.
+            if version % checkpoint_interval(&table) == 0 {
+                delta::checkpoint(&table).map_err(CommitError::Other)?;
+                // A long backlog is many commits of one run.
+                delta::reread(&mut table).map_err(CommitError::Other)?;
+            }
             Ok(table)
         }
         Err(e) if is_conflict(&e) || matches!(e, DeltaTableError::Transaction { .. }) => {
@@ -650,6 +646,51 @@ fn commit(
         }
         Err(e) => Err(other(e)),
     }
+}
+
+/// The table a step commits to, as the step found it (`found`), ready for
+/// rows of `schema`; `None` when the step must be planned again on the
+/// table as it is now:
+/// - columns the source gained since the table was written are added to it
+///   (nullable, as bronze does), never dropped from the rows; that changes
+///   the table, so the step is planned again;
+/// - a step that found no table creates it, but if another run created it
+///   first, that run's commits may already hold this step's rows.
+fn ready(
+    found: Option<DeltaTable>,
+    location: &Location,
+    schema: &SchemaRef,
+    partition_by: &[String],
+    properties: &HashMap<String, String>,
+) -> Result<Option<DeltaTable>> {
+    match found {
+        Some(mut t) => {
+            let current = delta::arrow_schema(&t)?;
+            if crate::decode::merge_additive(&current, schema).is_some() {
+                delta::add_columns(&mut t, schema, &location.uri)?;
+                return Ok(None);
+            }
+            Ok(Some(t))
+        }
+        None => delta::create_new(location, schema, partition_by, properties),
+    }
+}
+
+/// Versions between a stage target's checkpoints: the table's
+/// `delta.checkpointInterval` if it sets one, else 10 (as Spark, and as an
+/// ingest by default).
+fn checkpoint_interval(table: &DeltaTable) -> u64 {
+    table
+        .snapshot()
+        .ok()
+        .and_then(|s| {
+            s.metadata()
+                .configuration()
+                .get("delta.checkpointInterval")
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .filter(|&n| n > 0)
+        .unwrap_or(10)
 }
 
 /// Write `rows` to `<target>_<suffix>` with the stage's txn, unless a run
@@ -666,21 +707,14 @@ fn side_table(
         options: opts.target.options.clone(),
     };
     for _ in 0..ATTEMPTS {
-        let table = match delta::open(&location)? {
-            Some(mut t) => {
-                if txn_version(&t, app)?.is_some_and(|v| v >= last) {
-                    return Ok(());
-                }
-                // New source columns are added first (then the table is
-                // opened and checked again).
-                let current = delta::arrow_schema(&t)?;
-                if crate::decode::merge_additive(&current, &rows[0].schema()).is_some() {
-                    delta::add_columns(&mut t, &rows[0].schema(), &location.uri)?;
-                    continue;
-                }
-                t
+        let found = delta::open(&location)?;
+        if let Some(t) = &found {
+            if txn_version(t, app)?.is_some_and(|v| v >= last) {
+                return Ok(());
             }
-            None => delta::create_with(&location, &rows[0].schema(), &[], &HashMap::new())?,
+        }
+        let Some(table) = ready(found, &location, &rows[0].schema(), &[], &HashMap::new())? else {
+            continue;
         };
         match commit(table, rows, &[], &[(app.to_string(), last)], HashMap::new()) {
             Ok(_) => return Ok(()),
@@ -714,4 +748,115 @@ pub(crate) fn collect(
 /// `SELECT`-ready quoting of a column name.
 pub(crate) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::Int64Array;
+
+    use super::*;
+    use crate::sink::delta::testing::new_table;
+
+    /// Append `rows` to the one-column table at `location`.
+    fn append(location: &Location, rows: Vec<i64>) {
+        let table = delta::open(location).unwrap().unwrap();
+        let schema = delta::arrow_schema(&table).unwrap();
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(rows))]).unwrap();
+        assert!(commit(table, &[batch], &[], &[], HashMap::new()).is_ok());
+    }
+
+    /// A silver stage over a one-column source holding `rows` in version 1.
+    fn silver_over(name: &str, rows: Vec<i64>) -> StageOptions {
+        let (source, _) = new_table(name);
+        append(&source, rows);
+        let target = Location {
+            uri: format!("{}-silver", source.uri),
+            options: HashMap::new(),
+        };
+        let _ = std::fs::remove_dir_all(&target.uri);
+        StageOptions {
+            name: "silver".into(),
+            source,
+            target,
+            transform: Transform::Silver(Silver::default()),
+            expectations: Vec::new(),
+            table_properties: HashMap::new(),
+            partition_by: Vec::new(),
+            max_versions: 10,
+            rows_fn: None,
+        }
+    }
+
+    fn target_rows(opts: &StageOptions) -> usize {
+        let table = delta::open(&opts.target).unwrap().unwrap();
+        let ctx = session(&[&table]).unwrap();
+        let provider = block_on(table.table_provider().build()).unwrap();
+        let df = ctx.read_table(Arc::new(provider)).unwrap();
+        collect(df, "target")
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum()
+    }
+
+    #[test]
+    fn a_run_that_found_no_target_loses_to_the_run_that_created_it() {
+        let opts = silver_over("stage-create-race", vec![1, 2, 3]);
+        // This run looks, finds no target, and plans every source version...
+        let source = delta::open(&opts.source).unwrap().unwrap();
+        let plan = plan(&source, -1, 1, opts.max_versions).unwrap();
+        // ...while another run creates the target and commits those versions.
+        assert_eq!(run(&opts).unwrap().rows_out, 3);
+        // The target it would create exists, with the other run's rows: it
+        // must plan again on it, not commit the same rows on top.
+        let mut found = None;
+        let done = process(&opts, &source, &mut found, &plan).unwrap();
+        assert!(
+            matches!(done, Done::Lost),
+            "committed on a target it did not create"
+        );
+        assert_eq!(target_rows(&opts), 3);
+        let again = run(&opts).unwrap();
+        assert_eq!((again.rows_in, again.commits), (0, 0));
+        assert_eq!(target_rows(&opts), 3);
+    }
+
+    #[test]
+    fn targets_are_checkpointed_and_their_expired_log_files_removed() {
+        let mut opts = silver_over("stage-checkpoint", vec![0]);
+        // Every log file expires at once: each checkpoint removes the ones
+        // before it.
+        opts.table_properties = HashMap::from([(
+            "delta.logRetentionDuration".to_string(),
+            "interval 0 seconds".to_string(),
+        )]);
+        run(&opts).unwrap(); // target versions 0 (create) and 1
+        for i in 1..10 {
+            append(&opts.source, vec![i]);
+            run(&opts).unwrap(); // target versions 2..=10
+        }
+        let log = std::path::Path::new(&opts.target.uri).join("_delta_log");
+        assert!(log.join("00000000000000000010.checkpoint.parquet").exists());
+        assert!(!log.join("00000000000000000000.json").exists());
+        assert!(log.join("00000000000000000010.json").exists());
+        // The table reads whole from the checkpoint.
+        assert_eq!(target_rows(&opts), 10);
+        append(&opts.source, vec![10]);
+        assert_eq!(run(&opts).unwrap().rows_out, 1);
+        assert_eq!(target_rows(&opts), 11);
+    }
+
+    #[test]
+    fn only_the_first_create_of_a_table_is_new() {
+        let (location, schema) = new_table("create-new");
+        assert!(delta::create_new(&location, &schema, &[], &HashMap::new())
+            .unwrap()
+            .is_none());
+        let _ = std::fs::remove_dir_all(&location.uri);
+        let first = delta::create_new(&location, &schema, &[], &HashMap::new()).unwrap();
+        assert_eq!(first.and_then(|t| t.version()), Some(0));
+        assert!(delta::create_new(&location, &schema, &[], &HashMap::new())
+            .unwrap()
+            .is_none());
+    }
 }

@@ -180,12 +180,35 @@ pub fn create(
 }
 
 /// [`create`] with Delta table properties (`quality = "silver"`, `delta.…`).
+/// Another worker may create the table at the same moment: then the table
+/// as it is now is returned, which may already hold that worker's commits.
 pub fn create_with(
     location: &Location,
     schema: &SchemaRef,
     partition_by: &[String],
     properties: &HashMap<String, String>,
 ) -> Result<DeltaTable> {
+    match create_new(location, schema, partition_by, properties)? {
+        Some(t) => Ok(t),
+        None => open(location)?.ok_or_else(|| {
+            Error::Table(format!(
+                "the Delta table at '{}' was reported created but cannot be opened",
+                location.uri
+            ))
+        }),
+    }
+}
+
+/// Create the table at version 0, or `None` if it exists already (another
+/// writer created it first). A writer that decided what to commit on
+/// finding no table must not commit on one it did not create: the other
+/// writer's commits may already hold the same rows.
+pub fn create_new(
+    location: &Location,
+    schema: &SchemaRef,
+    partition_by: &[String],
+    properties: &HashMap<String, String>,
+) -> Result<Option<DeltaTable>> {
     for key in properties.keys() {
         if key.starts_with("delta.") && key.parse::<deltalake::TableProperty>().is_err() {
             return Err(Error::InvalidArgument(format!(
@@ -206,7 +229,7 @@ pub fn create_with(
         .as_ref()
         .try_into_kernel()
         .map_err(|e| Error::Table(format!("the data's schema cannot be a Delta schema: {e}")))?;
-    block_on(async {
+    let created = block_on(async {
         let url = location.url()?;
         DeltaTableBuilder::from_url(url)
             .map_err(|e| delta_err("bad table location", e))?
@@ -219,7 +242,7 @@ pub fn create_with(
             .with_configuration(properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))))
             // Delta's own keys were checked above; others (`quality`) are the user's.
             .with_raise_if_key_not_exists(false)
-            .with_save_mode(SaveMode::Ignore)
+            .with_save_mode(SaveMode::ErrorIfExists)
             .await
             .map_err(|e| {
                 delta_err(
@@ -227,14 +250,16 @@ pub fn create_with(
                     e,
                 )
             })
-    })
-    .or_else(|e| {
-        // Another worker may have created it at the same moment.
-        match open(location) {
-            Ok(Some(t)) => Ok(t),
+    });
+    match created {
+        Ok(t) => Ok(Some(t)),
+        // It exists (found there, or version 0 written by another writer
+        // between the look and the commit): not this call's table.
+        Err(e) => match open(location) {
+            Ok(Some(_)) => Ok(None),
             _ => Err(e),
-        }
-    })
+        },
+    }
 }
 
 /// A Delta table receiving ingested rows.
@@ -242,6 +267,8 @@ pub struct DeltaSink {
     table: DeltaTable,
     opts: DeltaOptions,
     schema: SchemaRef,
+    /// The version at which the table's state was last read whole (see [`reread`]).
+    read_at: u64,
 }
 
 /// Whether a commit lost to a concurrent one and may be retried on the
@@ -263,6 +290,7 @@ impl DeltaSink {
     pub fn new(table: DeltaTable, opts: DeltaOptions) -> Result<Self> {
         let schema = arrow_schema(&table)?;
         Ok(DeltaSink {
+            read_at: table.version().unwrap_or(0),
             table,
             opts,
             schema,
@@ -390,14 +418,10 @@ impl DeltaSink {
                 partition_by: (!partition_by.is_empty()).then_some(partition_by),
                 predicate: None,
             };
-            let finalized = CommitBuilder::from(
-                CommitProperties::default()
-                    .with_create_checkpoint(false)
-                    .with_max_retries(10),
-            )
-            .with_actions(actions)
-            .build(Some(snapshot), self.table.log_store(), op)
-            .await?;
+            let finalized = CommitBuilder::from(commit_properties().with_max_retries(10))
+                .with_actions(actions)
+                .build(Some(snapshot), self.table.log_store(), op)
+                .await?;
             Ok::<_, DeltaTableError>((finalized.version(), finalized.snapshot(), files))
         });
         match result {
@@ -408,11 +432,17 @@ impl DeltaSink {
                 // workers) gets them too, each from one writer.
                 let due = |every: u64| every > 0 && version % every == 0;
                 if due(self.opts.checkpoint_interval) {
-                    block_on(deltalake::checkpoints::create_checkpoint(&self.table, None))
-                        .map_err(|e| delta_err("writing a checkpoint", e))?;
+                    checkpoint(&self.table)?;
                 }
                 if due(self.opts.compact_interval) {
                     block_on(super::compact::compact(&mut self.table, self.opts.compact))?;
+                }
+                // Once per checkpoint interval, whichever worker wrote the
+                // checkpoint: the state read whole again from it.
+                let every = self.opts.checkpoint_interval;
+                if every > 0 && version >= self.read_at + every {
+                    reread(&mut self.table)?;
+                    self.read_at = version;
                 }
                 Ok(Some(WriteOutcome {
                     rows,
@@ -427,6 +457,51 @@ impl DeltaSink {
             )),
         }
     }
+}
+
+/// The properties of every commit kafkalake makes: neither a checkpoint nor
+/// a log cleanup inside the commit. delta-rs' default cleanup lists the
+/// whole `_delta_log` at every commit, a cost that grows with the table's
+/// age (thousands of entries, pages of listings on Azure); [`checkpoint`]
+/// cleans up instead, as Spark does.
+pub(crate) fn commit_properties() -> CommitProperties {
+    CommitProperties::default()
+        .with_create_checkpoint(false)
+        .with_cleanup_expired_logs(Some(false))
+}
+
+/// Write a checkpoint at the table's version, then remove the log files it
+/// makes expired: older than `delta.logRetentionDuration` (30 days by
+/// default) and before a checkpoint, unless the table turns
+/// `delta.enableExpiredLogCleanup` off.
+pub(crate) fn checkpoint(table: &DeltaTable) -> Result<()> {
+    use deltalake::table::config::TablePropertiesExt;
+    block_on(async {
+        deltalake::checkpoints::create_checkpoint(table, None).await?;
+        let cleanup = table
+            .snapshot()?
+            .table_config()
+            .enable_expired_log_cleanup();
+        if cleanup {
+            deltalake::checkpoints::cleanup_metadata(table, None).await?;
+        }
+        Ok::<_, DeltaTableError>(())
+    })
+    .map_err(|e| delta_err("writing a checkpoint", e))
+}
+
+/// Read the table's state whole again, from its latest checkpoint. Kept up
+/// to date commit by commit, delta-rs' state holds a batch of file actions
+/// per commit and every commit's upkeep walks them all, so commits grow
+/// slower with every commit (4× in 400 commits: `cargo bench --bench
+/// commits`); read from a checkpoint, it is a few batches again.
+pub(crate) fn reread(table: &mut DeltaTable) -> Result<()> {
+    let version = table.version();
+    let kept = table.state.take();
+    block_on(table.update_incremental(version)).map_err(|e| {
+        table.state = kept;
+        delta_err("reading the table's state from its checkpoint", e)
+    })
 }
 
 /// Drop from `chunks` what is already stored (offsets ≤ the stored version).
@@ -508,7 +583,7 @@ pub fn add_columns(table: &mut DeltaTable, wanted: &SchemaRef, uri: &str) -> Res
                 .filter(|f| added.contains(f.name()))
                 .cloned()
                 .collect();
-            CommitBuilder::from(CommitProperties::default().with_create_checkpoint(false))
+            CommitBuilder::from(commit_properties())
                 .with_actions(vec![Action::Metadata(metadata)])
                 .build(
                     Some(snapshot),
@@ -749,6 +824,40 @@ mod tests {
             c.stored_versions("t", &[0]).unwrap(),
             BTreeMap::from([(0, 1)])
         );
+    }
+
+    #[test]
+    fn checkpoints_remove_the_log_files_they_make_expired() {
+        let (location, schema) = new_table("log-cleanup");
+        let _ = std::fs::remove_dir_all(&location.uri);
+        let props = HashMap::from([(
+            "delta.logRetentionDuration".to_string(),
+            "interval 0 seconds".to_string(),
+        )]);
+        create_with(&location, &schema, &[], &props).unwrap();
+        let mut s = sink(&location);
+        s.opts.checkpoint_interval = 5;
+        let log = std::path::Path::new(&location.uri).join("_delta_log");
+        for i in 1..=4 {
+            s.write("t", vec![chunk(0, i, &schema)]).unwrap();
+        }
+        // No checkpoint yet: commits alone remove nothing.
+        assert!(log.join("00000000000000000000.json").exists());
+        s.write("t", vec![chunk(0, 5, &schema)]).unwrap();
+        assert!(log.join("00000000000000000005.checkpoint.parquet").exists());
+        assert!(!log.join("00000000000000000000.json").exists());
+        assert!(!log.join("00000000000000000004.json").exists());
+        let reopened = sink(&location).stored_versions("t", &[0]).unwrap();
+        assert_eq!(reopened, BTreeMap::from([(0, 5)]));
+        // The writer's state, read again from the checkpoint, is whole.
+        assert_eq!(s.read_at, 5);
+        s.write("t", vec![chunk(0, 6, &schema)]).unwrap();
+        assert_eq!(
+            s.stored_versions("t", &[0]).unwrap(),
+            BTreeMap::from([(0, 6)])
+        );
+        let files = s.table().snapshot().unwrap().log_data().num_files();
+        assert_eq!(files, 6);
     }
 
     #[test]
