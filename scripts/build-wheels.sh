@@ -4,25 +4,27 @@
 # without a Rust toolchain on Databricks Runtime 15.4 LTS and newer and on
 # any x86_64 Linux with glibc 2.28 or newer.
 #
-# The engine is linked by zig (maturin --zig) against glibc 2.28 rather than
-# this machine's newer one, so the wheel does not ask for more than it says;
-# `auditwheel show` then checks the platform tag the wheel carries.
+# The engine's C code and its link go through zig against glibc 2.28 rather
+# than this machine's newer one (scripts/zig-env.sh), so the wheel does not
+# ask for more than it says; `auditwheel show` then checks the platform tag
+# the wheel carries. clippy and the Rust tests build in the same environment
+# and target directory, so the three share one compiled dependency tree.
 #
-# Cached in ~/.cache/kafkalake (KAFKALAKE_CACHE): the build tools, a target
-# directory of its own (a cold build takes 40-60 minutes on 2 cores, a
-# warm one a few),
-# and each wheel under a hash of the sources it is built from, so an
-# unchanged tree costs nothing.
+# Cached in ~/.cache/kafkalake (KAFKALAKE_CACHE): the build tools, that
+# target directory (a cold build takes about 35 minutes on 2 cores, a warm
+# one a few), and each wheel under a hash of the sources it is built from,
+# so an unchanged tree costs nothing.
 #
 # aarch64: not built here. It needs Rust's standard library for that target
 # (`rustup target add aarch64-unknown-linux-gnu`), which comes from the Rust
 # project's download server, not from a package registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CACHE="${KAFKALAKE_CACHE:-$HOME/.cache/kafkalake}"
+# shellcheck source=scripts/zig-env.sh
+. scripts/zig-env.sh
+CACHE="$KAFKALAKE_CACHE"
 OUT="${1:-dist}"
-TOOLS="$CACHE/wheel-tools"
-TARGET_DIR="$CACHE/target-wheels"
+TOOLS="$KAFKALAKE_WHEEL_TOOLS"
 PLATFORM=manylinux_2_28
 TRIPLE=x86_64-unknown-linux-gnu
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -32,7 +34,8 @@ source_key() {
   {
     find src python -type f ! -path '*/__pycache__/*' ! -name '*.so' -print0 | sort -z |
       xargs -0 sha256sum
-    sha256sum Cargo.toml Cargo.lock pyproject.toml README.md scripts/build-wheels.sh
+    sha256sum Cargo.toml Cargo.lock pyproject.toml README.md scripts/build-wheels.sh \
+      scripts/zig-env.sh
     rustc --version
   } | sha256sum | cut -c1-16
 }
@@ -45,20 +48,10 @@ if compgen -G "$cached/*.whl" >/dev/null; then
   exit 0
 fi
 
-if [ ! -x "$TOOLS/bin/maturin" ] || [ ! -x "$TOOLS/bin/auditwheel" ] ||
-  ! "$TOOLS/bin/python" -c "import ziglang" 2>/dev/null; then
-  echo "installing the wheel tools into $TOOLS (maturin, zig, auditwheel)" >&2
-  python3 -m venv "$TOOLS"
-  # zig 0.13: later releases turn on sanitizers maturin's zig linking does
-  # not provide the runtime of.
-  "$TOOLS/bin/pip" install -q "maturin>=1.9,<2" "ziglang==0.13.0.post1" "auditwheel>=6"
-fi
-
 build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
-echo "building the $PLATFORM wheel (cold: 40-60 minutes on 2 cores; warm: a few)" >&2
-PATH="$TOOLS/bin:$PATH" CARGO_TARGET_DIR="$TARGET_DIR" \
-  maturin build --release --zig --compatibility "$PLATFORM" --target "$TRIPLE" \
+echo "building the $PLATFORM wheel (cold: about 35 minutes on 2 cores; warm: a few)" >&2
+"$TOOLS/bin/maturin" build --release --compatibility "$PLATFORM" --target "$TRIPLE" \
   --out "$build" >&2
 
 for wheel in "$build"/*.whl; do

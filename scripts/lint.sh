@@ -5,7 +5,16 @@
 # installed in the active Python environment (scripts/test.sh does that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kafkalake/target}"
+# clippy checks in the wheel's build environment, so it reuses the wheel's
+# build-script outputs (librdkafka, OpenSSL) instead of compiling them again.
+# shellcheck source=scripts/zig-env.sh
+. scripts/zig-env.sh
+# The interpreter settings maturin gave pyo3 for the wheel (abi3, 3.11): the
+# same here, or pyo3's build script would run again on every switch.
+pyo3_config="$CARGO_TARGET_DIR/maturin/pyo3-config-$CARGO_BUILD_TARGET-3.11-abi3.txt"
+if [ -f "$pyo3_config" ]; then
+  export PYO3_CONFIG_FILE="$pyo3_config"
+fi
 cargo fmt --check
 scripts/check-features.sh
 cargo clippy --release --locked --all-targets --features python -- -D warnings
