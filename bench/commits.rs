@@ -3,14 +3,16 @@
 //! versions, write the files, commit with a txn per partition, a checkpoint
 //! every 10 versions), with each phase timed.
 //!
-//!     cargo bench --bench commits [-- --commits 1000 --partitions 4 --rows 200]
+//!     cargo bench --bench commits [-- --commits 1000 --partitions 4 --rows 200 --only-sink]
 //!
-//! Runs the same commits three ways, each on a table of its own:
+//! Runs the same commits four ways, each on a table of its own:
 //! - delta-rs' defaults: a log cleanup at every commit (it lists the whole
 //!   `_delta_log`), the table state updated commit by commit;
 //! - without the cleanup;
-//! - without it, and the state read again from each checkpoint, as kafkalake
-//!   does (`sink::delta::reread`).
+//! - without it, and the state read again from each checkpoint;
+//! - kafkalake's own sink (`DeltaSink::write`, checkpoint every 10 versions),
+//!   which also keeps the txn versions it stored instead of reading them
+//!   from the log before every commit; only its total is timed.
 //!
 //! and prints, per window of 100 commits, the mean milliseconds of each phase
 //! and the p99 of the whole commit.
@@ -26,8 +28,9 @@ use deltalake::kernel::{Action, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use kafkalake::runtime::block_on;
-use kafkalake::sink::delta;
+use kafkalake::sink::delta::{self, DeltaOptions, DeltaSink};
 use kafkalake::sink::storage::Location;
+use kafkalake::sink::{PartitionChunk, Sink};
 
 const PHASES: [&str; 5] = ["txn read", "files", "commit", "checkpoint", "total"];
 
@@ -35,6 +38,9 @@ struct Args {
     commits: usize,
     partitions: i32,
     rows: usize,
+    /// Only kafkalake's own sink (the other three slow down so much that
+    /// runs of thousands of commits take hours).
+    only_sink: bool,
 }
 
 fn args() -> Args {
@@ -42,6 +48,7 @@ fn args() -> Args {
         commits: 1000,
         partitions: 4,
         rows: 200,
+        only_sink: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
@@ -55,8 +62,11 @@ fn args() -> Args {
             "--commits" => a.commits = value(),
             "--partitions" => a.partitions = value() as i32,
             "--rows" => a.rows = value(),
+            "--only-sink" => a.only_sink = true,
             "--bench" => {}
-            other => panic!("unknown argument {other}: --commits, --partitions, --rows"),
+            other => {
+                panic!("unknown argument {other}: --commits, --partitions, --rows, --only-sink")
+            }
         }
     }
     a
@@ -87,10 +97,10 @@ fn batch(schema: &SchemaRef, rows: usize, start: i64) -> RecordBatch {
     .unwrap()
 }
 
-/// One run: `a.commits` commits; per commit, the seconds of each phase.
-fn run(a: &Args, cleanup: bool, reload: bool) -> Vec<[f64; 5]> {
+/// A new table in a fresh directory named after `name`.
+fn new_table(name: &str) -> (std::path::PathBuf, Location) {
     let dir = std::env::temp_dir().join(format!(
-        "kafkalake-commits-bench-{}-{cleanup}-{reload}",
+        "kafkalake-commits-bench-{}-{name}",
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&dir);
@@ -98,6 +108,49 @@ fn run(a: &Args, cleanup: bool, reload: bool) -> Vec<[f64; 5]> {
         uri: dir.to_string_lossy().into_owned(),
         options: HashMap::new(),
     };
+    (dir, location)
+}
+
+/// One run through kafkalake's sink: per commit, the seconds of the whole
+/// write (in the last column; the phases are not seen from outside).
+fn run_sink(a: &Args) -> Vec<[f64; 5]> {
+    let (dir, location) = new_table("sink");
+    let schema = schema();
+    let table = delta::create(&location, &schema, &[]).unwrap();
+    let opts = DeltaOptions {
+        location,
+        app_name: "bench".into(),
+        partition_by: Vec::new(),
+        table_properties: HashMap::new(),
+        target_file_size: None,
+        checkpoint_interval: 10,
+        compact_interval: 0,
+        compact: Default::default(),
+    };
+    let mut sink = DeltaSink::new(table, opts).unwrap();
+    let mut out = Vec::with_capacity(a.commits);
+    for i in 0..a.commits {
+        let chunks = (0..a.partitions)
+            .map(|p| PartitionChunk {
+                partition: p,
+                first_offset: (i * a.rows) as i64,
+                last_offset: ((i + 1) * a.rows - 1) as i64,
+                batch: batch(&schema, a.rows, (i * a.rows) as i64),
+                dead_letters: Vec::new(),
+            })
+            .collect();
+        let t0 = Instant::now();
+        sink.write("bench", chunks).unwrap();
+        let total = t0.elapsed().as_secs_f64();
+        out.push([f64::NAN, f64::NAN, f64::NAN, f64::NAN, total]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+/// One run: `a.commits` commits; per commit, the seconds of each phase.
+fn run(a: &Args, cleanup: bool, reload: bool) -> Vec<[f64; 5]> {
+    let (dir, location) = new_table(&format!("{cleanup}-{reload}"));
     let schema = schema();
     let mut table = delta::create(&location, &schema, &[]).unwrap();
     let mut out = Vec::with_capacity(a.commits);
@@ -179,26 +232,42 @@ fn main() {
         "{} commits of {} partitions × {} rows, checkpoint every 10 versions; milliseconds",
         a.commits, a.partitions, a.rows
     );
-    for (cleanup, reload) in [(true, false), (false, false), (false, true)] {
-        println!(
-            "\nlog cleanup at every commit: {}; table state {}",
-            if cleanup {
-                "on (delta-rs default)"
-            } else {
-                "off"
-            },
-            if reload {
-                "read again from each checkpoint"
-            } else {
-                "updated commit by commit"
-            }
-        );
+    for (cleanup, reload, own) in [
+        (true, false, false),
+        (false, false, false),
+        (false, true, false),
+        (false, true, true),
+    ] {
+        if a.only_sink && !own {
+            continue;
+        }
+        if own {
+            println!("\nkafkalake's sink (DeltaSink::write): total only");
+        } else {
+            println!(
+                "\nlog cleanup at every commit: {}; table state {}",
+                if cleanup {
+                    "on (delta-rs default)"
+                } else {
+                    "off"
+                },
+                if reload {
+                    "read again from each checkpoint"
+                } else {
+                    "updated commit by commit"
+                }
+            );
+        }
         print!("{:>11}", "commits");
         for p in PHASES {
             print!(" {p:>11}");
         }
         println!(" {:>11}", "total p99");
-        let times = run(&a, cleanup, reload);
+        let times = if own {
+            run_sink(&a)
+        } else {
+            run(&a, cleanup, reload)
+        };
         for (w, window) in times.chunks(100).enumerate() {
             print!(
                 "{:>11}",
@@ -206,7 +275,11 @@ fn main() {
             );
             for k in 0..PHASES.len() {
                 let mean = window.iter().map(|t| t[k]).sum::<f64>() / window.len() as f64;
-                print!(" {:>11.1}", mean * 1e3);
+                if mean.is_nan() {
+                    print!(" {:>11}", "-");
+                } else {
+                    print!(" {:>11.1}", mean * 1e3);
+                }
             }
             let mut totals: Vec<f64> = window.iter().map(|t| t[4]).collect();
             println!(" {:>11.1}", p99(&mut totals) * 1e3);

@@ -269,6 +269,72 @@ pub struct DeltaSink {
     schema: SchemaRef,
     /// The version at which the table's state was last read whole (see [`reread`]).
     read_at: u64,
+    /// The stored txn versions this sink knows, and the table version they
+    /// hold at (see [`Txns`]).
+    txns: Txns,
+    /// How many times the txn versions were read from the log.
+    #[cfg(test)]
+    txn_reads: u64,
+}
+
+/// Stored txn versions (by app id; `None`: the table has none for it) as of
+/// one table version: read from the table, then carried forward by this
+/// sink's own commits. A write whose partitions are all known commits
+/// without reading the log first: reading it lists the whole `_delta_log`
+/// and replays every commit since the last checkpoint once per partition,
+/// a cost that grows with the table. Nothing is lost by not looking: a
+/// commit another writer made in the meantime takes the version this
+/// commit wanted, and delta-rs' conflict check then fails the commit if
+/// that writer stored any of the same partitions; the write then reads
+/// the log and skips what is stored, as before.
+#[derive(Default)]
+struct Txns {
+    at: Option<u64>,
+    versions: HashMap<String, Option<i64>>,
+}
+
+impl Txns {
+    /// The stored versions of `apps`, if known at table version `version`.
+    fn known(&self, version: u64, apps: &[(i32, String)]) -> Option<BTreeMap<i32, i64>> {
+        if self.at != Some(version) {
+            return None;
+        }
+        let mut out = BTreeMap::new();
+        for (p, app) in apps {
+            if let Some(v) = self.versions.get(app)? {
+                out.insert(*p, *v);
+            }
+        }
+        Some(out)
+    }
+
+    /// Versions read from the table at `version`.
+    fn read(&mut self, version: u64, found: impl IntoIterator<Item = (String, Option<i64>)>) {
+        if self.at != Some(version) {
+            self.versions.clear();
+            self.at = Some(version);
+        }
+        self.versions.extend(found);
+    }
+
+    /// This sink committed `version` over `before`: what it knew at
+    /// `before` still holds, with `written`, if nobody else committed in
+    /// between; otherwise it is forgotten.
+    fn committed(
+        &mut self,
+        before: Option<u64>,
+        version: u64,
+        written: impl IntoIterator<Item = (String, i64)>,
+    ) {
+        if before.is_some() && self.at == before && before.map(|b| b + 1) == Some(version) {
+            self.at = Some(version);
+            self.versions
+                .extend(written.into_iter().map(|(app, v)| (app, Some(v))));
+        } else {
+            self.at = None;
+            self.versions.clear();
+        }
+    }
 }
 
 /// Whether a commit lost to a concurrent one and may be retried on the
@@ -294,6 +360,9 @@ impl DeltaSink {
             table,
             opts,
             schema,
+            txns: Txns::default(),
+            #[cfg(test)]
+            txn_reads: 0,
         })
     }
 
@@ -330,17 +399,40 @@ impl DeltaSink {
                 .map_err(|e| delta_err("snapshot", e))?;
             let store = self.table.log_store();
             let mut out = BTreeMap::new();
+            let mut found = Vec::with_capacity(partitions.len());
             for p in partitions {
-                if let Some(v) = snapshot
-                    .transaction_version(store.as_ref(), app_id(&app, topic, *p))
+                let app = app_id(&app, topic, *p);
+                let v = snapshot
+                    .transaction_version(store.as_ref(), &app)
                     .await
-                    .map_err(|e| delta_err("reading txn versions", e))?
-                {
+                    .map_err(|e| delta_err("reading txn versions", e))?;
+                if let Some(v) = v {
                     out.insert(*p, v);
                 }
+                found.push((app, v));
+            }
+            self.txns.read(snapshot.version(), found);
+            #[cfg(test)]
+            {
+                self.txn_reads += 1;
             }
             Ok(out)
         })
+    }
+
+    /// Stored txn versions of `topic`'s partitions: known without reading
+    /// the log if this sink has followed the table since it last read them
+    /// (see [`Txns`]), else read.
+    fn txn_versions(&mut self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, i64>> {
+        let apps: Vec<(i32, String)> = partitions
+            .iter()
+            .map(|p| (*p, app_id(&self.opts.app_name, topic, *p)))
+            .collect();
+        let known = self.table.version().and_then(|v| self.txns.known(v, &apps));
+        match known {
+            Some(known) => Ok(known),
+            None => self.stored_versions(topic, partitions),
+        }
     }
 
     /// Rows of `batch` in the table's column order and types. Only what
@@ -384,6 +476,16 @@ impl DeltaSink {
             .collect::<Result<_>>()?;
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         let now_ms = chrono::Utc::now().timestamp_millis();
+        let before = self.table.version();
+        let written: Vec<(String, i64)> = chunks
+            .iter()
+            .map(|c| {
+                (
+                    app_id(&self.opts.app_name, topic, c.partition),
+                    c.last_offset,
+                )
+            })
+            .collect();
         let txns: Vec<Action> = chunks
             .iter()
             .map(|c| {
@@ -427,6 +529,7 @@ impl DeltaSink {
         match result {
             Ok((version, snapshot, files)) => {
                 self.table.state = Some(snapshot);
+                self.txns.committed(before, version, written);
                 // Decided by the table's version, as Spark does, not by this
                 // run's commits: a table fed by many short runs (or several
                 // workers) gets them too, each from one writer.
@@ -436,6 +539,11 @@ impl DeltaSink {
                 }
                 if due(self.opts.compact_interval) {
                     block_on(super::compact::compact(&mut self.table, self.opts.compact))?;
+                    // Compaction moves no txn: known versions still hold if
+                    // its commit was the only one since.
+                    if let Some(after) = self.table.version() {
+                        self.txns.committed(Some(version), after, []);
+                    }
                 }
                 // Once per checkpoint interval, whichever worker wrote the
                 // checkpoint: the state read whole again from it.
@@ -698,9 +806,14 @@ impl Sink for DeltaSink {
     fn write(&mut self, topic: &str, chunks: Vec<PartitionChunk>) -> Result<WriteOutcome> {
         let mut chunks = chunks;
         self.add_missing_columns(&chunks)?;
-        for _attempt in 0..20 {
+        for attempt in 0..20 {
             let partitions: Vec<i32> = chunks.iter().map(|c| c.partition).collect();
-            let stored = self.stored_versions(topic, &partitions)?;
+            // After a lost commit, always from the log.
+            let stored = if attempt == 0 {
+                self.txn_versions(topic, &partitions)?
+            } else {
+                self.stored_versions(topic, &partitions)?
+            };
             chunks = skip_stored(chunks, &stored)?;
             if chunks.is_empty() {
                 return Ok(WriteOutcome::default());
@@ -824,6 +937,75 @@ mod tests {
             c.stored_versions("t", &[0]).unwrap(),
             BTreeMap::from([(0, 1)])
         );
+    }
+
+    #[test]
+    fn a_writer_reads_the_txn_versions_only_when_another_may_have_moved_them() {
+        let (location, schema) = new_table("txn-cache");
+        let mut a = sink(&location);
+        a.write("t", vec![chunk(0, 0, &schema), chunk(1, 0, &schema)])
+            .unwrap();
+        assert_eq!(a.txn_reads, 1);
+        // Its own commits carry what it knows forward.
+        for o in 1..5 {
+            let out = a
+                .write("t", vec![chunk(0, o, &schema), chunk(1, o, &schema)])
+                .unwrap();
+            assert_eq!(out.rows, 2);
+        }
+        assert_eq!(a.txn_reads, 1);
+        // A partition it has not seen is read.
+        a.write("t", vec![chunk(2, 0, &schema)]).unwrap();
+        assert_eq!(a.txn_reads, 2);
+        // Another writer committed: a's next commit loses the version it
+        // wanted, and a reads again.
+        let mut b = sink(&location);
+        b.write("t", vec![chunk(3, 0, &schema)]).unwrap();
+        a.write("t", vec![chunk(0, 5, &schema)]).unwrap();
+        a.write("t", vec![chunk(0, 6, &schema)]).unwrap();
+        assert_eq!(a.txn_reads, 3);
+        assert_eq!(
+            sink(&location).stored_versions("t", &[0, 1, 2, 3]).unwrap(),
+            BTreeMap::from([(0, 6), (1, 4), (2, 0), (3, 0)])
+        );
+    }
+
+    #[test]
+    fn a_stale_writer_never_writes_what_another_stored_since() {
+        let (location, schema) = new_table("txn-cache-stale");
+        let mut old = sink(&location);
+        old.write("t", vec![chunk(0, 0, &schema)]).unwrap();
+        // The partition moved to another worker, which stored two more
+        // offsets; the old owner, not told yet, writes them again, with a
+        // partition nobody else wrote.
+        let mut new = sink(&location);
+        new.write("t", vec![chunk(0, 1, &schema)]).unwrap();
+        new.write("t", vec![chunk(0, 2, &schema)]).unwrap();
+        let out = old
+            .write(
+                "t",
+                vec![
+                    chunk(0, 1, &schema),
+                    chunk(0, 2, &schema),
+                    chunk(1, 0, &schema),
+                ],
+            )
+            .unwrap();
+        assert_eq!(out.rows, 1, "only partition 1's row is new");
+        let table = open(&location).unwrap().unwrap();
+        let rows: usize = block_on(async {
+            let mut n = 0;
+            for f in data_files(&table).await.unwrap() {
+                let reader = read_data_file(&table, f.path().as_ref())
+                    .await
+                    .unwrap()
+                    .build()
+                    .unwrap();
+                n += reader.map(|b| b.unwrap().num_rows()).sum::<usize>();
+            }
+            n
+        });
+        assert_eq!(rows, 4);
     }
 
     #[test]
