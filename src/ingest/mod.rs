@@ -438,6 +438,14 @@ impl Ingest {
                 }
             }
         }
+        // Checkpoints written beside the commits are done when it returns.
+        self.sink
+            .lock()
+            .map_err(|_| Error::Kafka("sink lock poisoned".into()))?
+            .finish()?;
+        if let Some(d) = self.dead.as_mut() {
+            d.finish()?;
+        }
         Ok(m.snapshot())
     }
 

@@ -67,6 +67,12 @@ pub trait Sink: Send {
     fn evolve_schema(&mut self, _wanted: &arrow::datatypes::SchemaRef) -> Result<()> {
         Ok(())
     }
+
+    /// Wait for the work the sink runs beside its writes (a Delta table's
+    /// checkpoint), so a run that returns has left nothing half done.
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Parquet writer settings for ingested rows: dictionary encoding only for

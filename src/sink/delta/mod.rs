@@ -20,10 +20,11 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{
-    CommitBuilder, CommitConflictError, CommitProperties, TransactionError,
+    CommitBuilder, CommitConflictError, CommitData, CommitProperties, TransactionError,
 };
 use deltalake::kernel::{Action, StructType, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::table::state::DeltaTableState;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::StreamExt;
@@ -269,6 +270,16 @@ pub struct DeltaSink {
     schema: SchemaRef,
     /// The version at which the table's state was last read whole (see [`reread`]).
     read_at: u64,
+    /// The table's latest version as this sink knows it: its state's, or a
+    /// later one it committed (or read while committing) since. Every
+    /// version up to it has been seen by this sink.
+    head: u64,
+    /// Whether commits go straight to the log ([`commit_after`]) rather
+    /// than through delta-rs' commit (see [`direct_commits`]).
+    direct: bool,
+    /// Upkeep running off the commit path (see [`upkeep`]): the version it
+    /// is for, and its task.
+    upkeep: Option<(u64, tokio::task::JoinHandle<Result<DeltaTableState>>)>,
     /// The stored txn versions this sink knows, and the table version they
     /// hold at (see [`Txns`]).
     txns: Txns,
@@ -284,9 +295,9 @@ pub struct DeltaSink {
 /// and replays every commit since the last checkpoint once per partition,
 /// a cost that grows with the table. Nothing is lost by not looking: a
 /// commit another writer made in the meantime takes the version this
-/// commit wanted, and delta-rs' conflict check then fails the commit if
-/// that writer stored any of the same partitions; the write then reads
-/// the log and skips what is stored, as before.
+/// commit wanted, and the commit then fails if that writer stored any of
+/// the same partitions ([`commit_after`], or delta-rs' conflict check);
+/// the write then reads the log and skips what is stored.
 #[derive(Default)]
 struct Txns {
     at: Option<u64>,
@@ -357,10 +368,13 @@ impl DeltaSink {
         let schema = arrow_schema(&table)?;
         Ok(DeltaSink {
             read_at: table.version().unwrap_or(0),
+            head: table.version().unwrap_or(0),
+            direct: direct_commits(&table),
             table,
             opts,
             schema,
             txns: Txns::default(),
+            upkeep: None,
             #[cfg(test)]
             txn_reads: 0,
         })
@@ -393,6 +407,7 @@ impl DeltaSink {
                 // Another worker may have added columns.
                 self.schema = arrow_schema(&self.table)?;
             }
+            self.reloaded();
             let snapshot = self
                 .table
                 .snapshot()
@@ -428,7 +443,7 @@ impl DeltaSink {
             .iter()
             .map(|p| (*p, app_id(&self.opts.app_name, topic, *p)))
             .collect();
-        let known = self.table.version().and_then(|v| self.txns.known(v, &apps));
+        let known = self.txns.known(self.head, &apps);
         match known {
             Some(known) => Ok(known),
             None => self.stored_versions(topic, partitions),
@@ -466,9 +481,50 @@ impl DeltaSink {
         self.add_columns(&std::sync::Arc::new(arrow::datatypes::Schema::new(fields)))
     }
 
+    /// Take what finished upkeep produced (waiting for it if `wait`): the
+    /// table's state read whole from a checkpoint (brought up to the latest
+    /// version when commits go through delta-rs, which commits over it).
+    /// Upkeep that failed fails here, naming what it was doing.
+    fn collect_upkeep(&mut self, wait: bool) -> Result<()> {
+        match &self.upkeep {
+            Some((_, task)) if wait || task.is_finished() => {}
+            _ => return Ok(()),
+        }
+        let Some((at, task)) = self.upkeep.take() else {
+            return Ok(());
+        };
+        let whole = block_on(task).map_err(|e| {
+            Error::Delta(format!("the table upkeep of version {at} stopped: {e}"))
+        })??;
+        let version = self.table.version();
+        if version.is_some_and(|v| v > at) && self.direct {
+            // Read again since (a conflict, new columns): newer already.
+            return Ok(());
+        }
+        let mut fresh = self.table.clone();
+        fresh.state = Some(whole);
+        // Through delta-rs' commit, the state must be at the latest version
+        // (a commit is made over it); committing directly, it may lag.
+        if !self.direct && version != Some(at) {
+            block_on(fresh.update_incremental(version))
+                .map_err(|e| delta_err("catching up with the table's latest commits", e))?;
+        }
+        self.table.state = fresh.state;
+        Ok(())
+    }
+
+    /// After the state was read from the log again: it is the latest.
+    fn reloaded(&mut self) {
+        if let Some(v) = self.table.version() {
+            self.head = self.head.max(v);
+        }
+        self.direct = direct_commits(&self.table);
+    }
+
     /// One commit: data files plus a txn per partition. `Ok(None)` on a
     /// conflict with a concurrent writer of the same partitions.
     fn commit(&mut self, topic: &str, chunks: &[PartitionChunk]) -> Result<Option<WriteOutcome>> {
+        self.collect_upkeep(false)?;
         let batches: Vec<RecordBatch> = chunks
             .iter()
             .filter(|c| c.batch.num_rows() > 0)
@@ -476,7 +532,7 @@ impl DeltaSink {
             .collect::<Result<_>>()?;
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let before = self.table.version();
+        let before = self.head;
         let written: Vec<(String, i64)> = chunks
             .iter()
             .map(|c| {
@@ -497,6 +553,9 @@ impl DeltaSink {
             })
             .collect();
         let target = self.opts.target_file_size;
+        let (direct, head) = (self.direct, self.head);
+        let ours: std::collections::HashSet<String> =
+            written.iter().map(|(app, _)| app.clone()).collect();
         let result = block_on(async {
             let mut actions: Vec<Action> = Vec::new();
             if !batches.is_empty() {
@@ -520,37 +579,77 @@ impl DeltaSink {
                 partition_by: (!partition_by.is_empty()).then_some(partition_by),
                 predicate: None,
             };
+            if direct {
+                let entry = CommitData::new(actions, op, HashMap::new(), Vec::new()).get_bytes()?;
+                let store = self.table.log_store().object_store(None);
+                let landed = commit_after(store.as_ref(), head, entry, &ours).await?;
+                return Ok::<_, DeltaTableError>(
+                    landed.map(|(version, seen)| (version, Committed::Direct(seen), files)),
+                );
+            }
             let finalized = CommitBuilder::from(commit_properties().with_max_retries(10))
                 .with_actions(actions)
                 .build(Some(snapshot), self.table.log_store(), op)
                 .await?;
-            Ok::<_, DeltaTableError>((finalized.version(), finalized.snapshot(), files))
+            Ok(Some((
+                finalized.version(),
+                Committed::Delta(finalized.snapshot()),
+                files,
+            )))
         });
         match result {
-            Ok((version, snapshot, files)) => {
-                self.table.state = Some(snapshot);
-                self.txns.committed(before, version, written);
+            Ok(None) => Ok(None),
+            Ok(Some((version, committed, files))) => {
+                match committed {
+                    Committed::Delta(snapshot) => {
+                        self.table.state = Some(snapshot);
+                        self.txns.committed(Some(before), version, written);
+                    }
+                    Committed::Direct(seen) => {
+                        // Other writers' commits this one went past: none
+                        // touched these partitions, and their txns are known.
+                        let mut at = before;
+                        for (v, txns) in seen {
+                            self.txns.committed(Some(at), v, txns);
+                            at = v;
+                        }
+                        self.txns.committed(Some(at), version, written);
+                    }
+                }
+                self.head = version;
                 // Decided by the table's version, as Spark does, not by this
                 // run's commits: a table fed by many short runs (or several
                 // workers) gets them too, each from one writer.
                 let due = |every: u64| every > 0 && version % every == 0;
-                if due(self.opts.checkpoint_interval) {
-                    checkpoint(&self.table)?;
+                // Once per checkpoint interval, whichever worker wrote the
+                // checkpoint: the state read whole again from it. Both off
+                // the commit path. A checkpoint due while the previous one
+                // is still being written is left to the next interval:
+                // commits never wait for one.
+                let every = self.opts.checkpoint_interval;
+                let write_checkpoint = due(every);
+                if (write_checkpoint || (every > 0 && version >= self.read_at + every))
+                    && self.upkeep.is_none()
+                {
+                    let table = self.table.clone();
+                    let task =
+                        crate::runtime::runtime().spawn(upkeep(table, version, write_checkpoint));
+                    self.upkeep = Some((version, task));
+                    self.read_at = version;
                 }
                 if due(self.opts.compact_interval) {
+                    // Compaction reads the table's files: the state at the head.
+                    if self.table.version() != Some(version) {
+                        block_on(self.table.update_incremental(Some(version)))
+                            .map_err(|e| delta_err("reading the table before compaction", e))?;
+                    }
                     block_on(super::compact::compact(&mut self.table, self.opts.compact))?;
                     // Compaction moves no txn: known versions still hold if
                     // its commit was the only one since.
                     if let Some(after) = self.table.version() {
                         self.txns.committed(Some(version), after, []);
+                        self.head = self.head.max(after);
                     }
-                }
-                // Once per checkpoint interval, whichever worker wrote the
-                // checkpoint: the state read whole again from it.
-                let every = self.opts.checkpoint_interval;
-                if every > 0 && version >= self.read_at + every {
-                    reread(&mut self.table)?;
-                    self.read_at = version;
                 }
                 Ok(Some(WriteOutcome {
                     rows,
@@ -565,6 +664,82 @@ impl DeltaSink {
             )),
         }
     }
+}
+
+/// How a commit landed.
+enum Committed {
+    /// Through delta-rs: the table's state after it.
+    Delta(DeltaTableState),
+    /// Straight to the log: the versions other writers took first, each
+    /// with the txns it stored (see [`commit_after`]).
+    Direct(Vec<(u64, Vec<(String, i64)>)>),
+}
+
+/// Whether an ingest commits straight to the log ([`commit_after`]): on
+/// tables of writer version 2 or less (appends need no table feature) in
+/// stores that commit with a conditional put (local disk, Azure). Other
+/// tables commit through delta-rs, which checks their features.
+fn direct_commits(table: &DeltaTable) -> bool {
+    let Ok(snapshot) = table.snapshot() else {
+        return false;
+    };
+    snapshot.protocol().min_writer_version() <= 2 && table.log_store().name() == "DefaultLogStore"
+}
+
+/// Commit `entry` (an append: files and txns) as the version after `head`,
+/// with a conditional put, as delta-rs' own commit does in the same stores,
+/// but without reading the table first or after: delta-rs lists the log to
+/// find its latest version before a commit and updates its state from the
+/// log after one, both at a cost that grows with the table (the listing
+/// with its log files, the state with its data files). If another writer
+/// took the version, its commit is read: a txn for one of `ours` (another
+/// worker stored these partitions) or a change of schema or protocol ends
+/// the attempt with `None`, and the caller reads the table again; anything
+/// else (other partitions, compaction) is an append's concern to nobody,
+/// and the put is tried at the next version. The version committed, and
+/// the versions gone past with their txns.
+async fn commit_after(
+    store: &dyn object_store::ObjectStore,
+    mut head: u64,
+    entry: bytes::Bytes,
+    ours: &std::collections::HashSet<String>,
+) -> std::result::Result<Option<(u64, Vec<(u64, Vec<(String, i64)>)>)>, DeltaTableError> {
+    use object_store::{ObjectStoreExt, PutMode, PutOptions};
+    let path = |v: u64| object_store::path::Path::from(format!("_delta_log/{v:020}.json"));
+    let mut seen = Vec::new();
+    for _attempt in 0..100 {
+        let put = PutOptions::from(PutMode::Create);
+        match store
+            .put_opts(&path(head + 1), entry.clone().into(), put)
+            .await
+        {
+            Ok(_) => return Ok(Some((head + 1, seen))),
+            Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // Every version taken since `head`, in order.
+        loop {
+            let taken = match store.get(&path(head + 1)).await {
+                Ok(got) => got.bytes().await?,
+                Err(object_store::Error::NotFound { .. }) => break,
+                Err(e) => return Err(e.into()),
+            };
+            let mut txns = Vec::new();
+            for line in taken.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                match serde_json::from_slice::<Action>(line) {
+                    Ok(Action::Txn(t)) if ours.contains(&t.app_id) => return Ok(None),
+                    Ok(Action::Txn(t)) => txns.push((t.app_id, t.version)),
+                    Ok(Action::Metadata(_) | Action::Protocol(_)) => return Ok(None),
+                    Ok(_) => {}
+                    // An action this version does not know: let delta-rs judge.
+                    Err(_) => return Ok(None),
+                }
+            }
+            head += 1;
+            seen.push((head, txns));
+        }
+    }
+    Ok(None)
 }
 
 /// The properties of every commit kafkalake makes: neither a checkpoint nor
@@ -583,8 +758,12 @@ pub(crate) fn commit_properties() -> CommitProperties {
 /// default) and before a checkpoint, unless the table turns
 /// `delta.enableExpiredLogCleanup` off.
 pub(crate) fn checkpoint(table: &DeltaTable) -> Result<()> {
+    block_on(write_checkpoint(table))
+}
+
+async fn write_checkpoint(table: &DeltaTable) -> Result<()> {
     use deltalake::table::config::TablePropertiesExt;
-    block_on(async {
+    async {
         deltalake::checkpoints::create_checkpoint(table, None).await?;
         let cleanup = table
             .snapshot()?
@@ -594,8 +773,46 @@ pub(crate) fn checkpoint(table: &DeltaTable) -> Result<()> {
             deltalake::checkpoints::cleanup_metadata(table, None).await?;
         }
         Ok::<_, DeltaTableError>(())
+    }
+    .await
+    .map_err(|e| {
+        delta_err(
+            &format!("writing a checkpoint of version {:?}", table.version()),
+            e,
+        )
     })
-    .map_err(|e| delta_err("writing a checkpoint", e))
+}
+
+/// An ingest's table upkeep, run beside its commits: the checkpoint of the
+/// table's version (if `checkpoint`), then the state read whole from the
+/// latest checkpoint (see [`reread`]). Both take time that grows with the
+/// table's files (a checkpoint lists every one), which a commit would
+/// otherwise wait for once per interval.
+async fn upkeep(mut table: DeltaTable, version: u64, checkpoint: bool) -> Result<DeltaTableState> {
+    let read_whole = |mut table: DeltaTable| async move {
+        table.state = None;
+        table
+            .update_incremental(Some(version))
+            .await
+            .map_err(|e| delta_err("reading the table's state from its checkpoint", e))?;
+        Ok::<_, Error>(table)
+    };
+    // A state behind `version` (direct commits) is read whole at it: one
+    // read serves the checkpoint and the state handed back. A state at it
+    // (commits through delta-rs) is checkpointed, then read whole.
+    let behind = table.version() != Some(version);
+    if behind {
+        table = read_whole(table).await?;
+    }
+    if checkpoint {
+        write_checkpoint(&table).await?;
+    }
+    if !behind {
+        table = read_whole(table).await?;
+    }
+    table
+        .state
+        .ok_or_else(|| Error::Delta("the table's state was not read".into()))
 }
 
 /// Read the table's state whole again, from its latest checkpoint. Kept up
@@ -659,6 +876,7 @@ impl DeltaSink {
     /// Add the columns of `wanted` the table lacks (see [`add_columns`]).
     fn add_columns(&mut self, wanted: &SchemaRef) -> Result<()> {
         self.schema = add_columns(&mut self.table, wanted, &self.opts.location.uri)?;
+        self.reloaded();
         Ok(())
     }
 }
@@ -734,11 +952,9 @@ impl DeltaSink {
         use arrow::datatypes::{Int32Type, Int64Type};
         use parquet::arrow::ProjectionMask;
 
+        block_on(self.table.update_incremental(None)).map_err(|e| delta_err("reload", e))?;
+        self.reloaded();
         block_on(async {
-            self.table
-                .update_incremental(None)
-                .await
-                .map_err(|e| delta_err("reload", e))?;
             let mut out = std::collections::HashSet::new();
             for v in data_files(&self.table).await? {
                 let path = v.path().to_string();
@@ -830,6 +1046,10 @@ impl Sink for DeltaSink {
 
     fn evolve_schema(&mut self, wanted: &SchemaRef) -> Result<()> {
         self.add_columns(wanted)
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.collect_upkeep(true)
     }
 
     fn describe(&self) -> String {
@@ -957,16 +1177,24 @@ mod tests {
         // A partition it has not seen is read.
         a.write("t", vec![chunk(2, 0, &schema)]).unwrap();
         assert_eq!(a.txn_reads, 2);
-        // Another writer committed: a's next commit loses the version it
-        // wanted, and a reads again.
+        // Another writer took the version a wanted, for another partition:
+        // a commits after it, and learns what it stored on the way.
         let mut b = sink(&location);
         b.write("t", vec![chunk(3, 0, &schema)]).unwrap();
         a.write("t", vec![chunk(0, 5, &schema)]).unwrap();
-        a.write("t", vec![chunk(0, 6, &schema)]).unwrap();
+        let again = a.write("t", vec![chunk(3, 0, &schema)]).unwrap();
+        assert_eq!(again.rows, 0, "partition 3's offset 0 is stored");
+        assert_eq!(a.txn_reads, 2);
+        // A writer of the same partition: a's commit loses, and it reads.
+        b.write("t", vec![chunk(0, 6, &schema)]).unwrap();
+        let out = a
+            .write("t", vec![chunk(0, 6, &schema), chunk(0, 7, &schema)])
+            .unwrap();
+        assert_eq!(out.rows, 1, "offset 6 was b's");
         assert_eq!(a.txn_reads, 3);
         assert_eq!(
             sink(&location).stored_versions("t", &[0, 1, 2, 3]).unwrap(),
-            BTreeMap::from([(0, 6), (1, 4), (2, 0), (3, 0)])
+            BTreeMap::from([(0, 7), (1, 4), (2, 0), (3, 0)])
         );
     }
 
@@ -1009,6 +1237,29 @@ mod tests {
     }
 
     #[test]
+    fn tables_asking_for_writer_features_commit_through_delta_rs() {
+        let (location, schema) = new_table("writer-features");
+        let _ = std::fs::remove_dir_all(&location.uri);
+        let props = HashMap::from([("delta.minWriterVersion".to_string(), "4".to_string())]);
+        create_with(&location, &schema, &[], &props).unwrap();
+        let mut old = sink(&location);
+        assert!(!old.direct);
+        assert!(sink(&new_table("plain").0).direct);
+        old.write("t", vec![chunk(0, 0, &schema)]).unwrap();
+        // The same guarantees: a stale writer stores nothing twice.
+        let mut new = sink(&location);
+        new.write("t", vec![chunk(0, 1, &schema)]).unwrap();
+        let out = old
+            .write("t", vec![chunk(0, 1, &schema), chunk(1, 0, &schema)])
+            .unwrap();
+        assert_eq!(out.rows, 1);
+        assert_eq!(
+            sink(&location).stored_versions("t", &[0, 1]).unwrap(),
+            BTreeMap::from([(0, 1), (1, 0)])
+        );
+    }
+
+    #[test]
     fn checkpoints_remove_the_log_files_they_make_expired() {
         let (location, schema) = new_table("log-cleanup");
         let _ = std::fs::remove_dir_all(&location.uri);
@@ -1026,6 +1277,9 @@ mod tests {
         // No checkpoint yet: commits alone remove nothing.
         assert!(log.join("00000000000000000000.json").exists());
         s.write("t", vec![chunk(0, 5, &schema)]).unwrap();
+        // Written beside the commits; a finished run has waited for it.
+        s.finish().unwrap();
+        assert!(s.upkeep.is_none());
         assert!(log.join("00000000000000000005.checkpoint.parquet").exists());
         assert!(!log.join("00000000000000000000.json").exists());
         assert!(!log.join("00000000000000000004.json").exists());
@@ -1034,12 +1288,17 @@ mod tests {
         // The writer's state, read again from the checkpoint, is whole.
         assert_eq!(s.read_at, 5);
         s.write("t", vec![chunk(0, 6, &schema)]).unwrap();
+        // The writer's own state is the one read from the checkpoint: its
+        // direct commits since need not be in it.
+        let files = |t: &DeltaTable| t.snapshot().unwrap().log_data().num_files();
+        assert_eq!(s.table().version(), Some(5));
+        assert_eq!(files(s.table()), 5);
+        assert_eq!(files(&open(&location).unwrap().unwrap()), 6);
         assert_eq!(
             s.stored_versions("t", &[0]).unwrap(),
             BTreeMap::from([(0, 6)])
         );
-        let files = s.table().snapshot().unwrap().log_data().num_files();
-        assert_eq!(files, 6);
+        assert_eq!(files(s.table()), 6);
     }
 
     #[test]
