@@ -121,3 +121,20 @@ def test_profiles_command() -> None:
     assert out.returncode == 0
     for p in ("iot", "clickstream", "search", "geo"):
         assert f"{p}  (key:" in out.stdout
+
+
+@pytest.mark.parametrize("module", ["kafkalake", "kafkalake.cli"])
+def test_importing_leaves_pyarrow_numpy_and_http_server_for_when_they_are_used(
+    module: str,
+) -> None:
+    # Their imports cost more CPU than ingesting a hundred thousand events
+    # (numpy's BLAS threads spin for a while after it loads).
+    code = (
+        f"import sys, {module}; "
+        "print(sorted(m for m in ('pyarrow', 'numpy', 'http.server') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

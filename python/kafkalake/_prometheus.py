@@ -12,7 +12,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from kafkalake.exceptions import InvalidArgumentError
@@ -66,6 +65,8 @@ class _Server:
         self.sources: dict[int, Source] = {}
         self.lock = threading.Lock()
         server = self
+        # Imported when a port is asked for, not with the package.
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:

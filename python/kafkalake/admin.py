@@ -12,22 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import pyarrow as pa  # type: ignore[import-untyped]
-
 from kafkalake import _kafkalake
 from kafkalake._config import ConfigValue, librdkafka_config, positive, split_location
 from kafkalake.exceptions import InvalidArgumentError
-
-_SCHEMA = pa.schema(
-    [
-        ("topic", pa.string()),
-        ("partition", pa.int32()),
-        ("committed_offset", pa.int64()),
-        ("log_start", pa.int64()),
-        ("log_end", pa.int64()),
-        ("lag", pa.int64()),
-    ]
-)
 
 
 def _topics(topics: str | Sequence[str] | None) -> list[str]:
@@ -40,6 +27,20 @@ def _topics(topics: str | Sequence[str] | None) -> list[str]:
 
 
 def _table(rows: list[tuple[str, int, int | None, int, int]]) -> Any:
+    # pyarrow (and numpy with it) is imported here, not with the package:
+    # its import costs more CPU than ingesting a hundred thousand events.
+    import pyarrow as pa  # type: ignore[import-untyped]
+
+    schema = pa.schema(
+        [
+            ("topic", pa.string()),
+            ("partition", pa.int32()),
+            ("committed_offset", pa.int64()),
+            ("log_start", pa.int64()),
+            ("log_end", pa.int64()),
+            ("lag", pa.int64()),
+        ]
+    )
     lag = [max(end - max(c if c is not None else start, start), 0) for _, _, c, start, end in rows]
     return pa.table(
         [
@@ -50,7 +51,7 @@ def _table(rows: list[tuple[str, int, int | None, int, int]]) -> Any:
             [r[4] for r in rows],
             lag,
         ],
-        schema=_SCHEMA,
+        schema=schema,
     )
 
 
@@ -100,6 +101,8 @@ def lag(
     )
     out = _table(rows)
     if table is not None:
+        import pyarrow as pa
+
         out = out.append_column(
             pa.field("table_offset", pa.int64()),
             pa.array(
@@ -274,6 +277,8 @@ def describe_topic(
     parts, configs = _kafkalake.describe_topic(
         bootstrap_servers, topic, librdkafka_config(config), float(connect_timeout)
     )
+    import pyarrow as pa
+
     table = pa.table(
         {
             "partition": pa.array([p[0] for p in parts], pa.int32()),
@@ -337,6 +342,8 @@ class GroupDescription:
 
     def assignments(self) -> Any:
         """A pyarrow Table: ``member_id``, ``client_id``, ``topic``, ``partition``."""
+        import pyarrow as pa
+
         rows = [(m, t, p) for m in self.members for t, p in m.assignment]
         return pa.table(
             {
