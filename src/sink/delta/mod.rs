@@ -268,7 +268,8 @@ pub struct DeltaSink {
     table: DeltaTable,
     opts: DeltaOptions,
     schema: SchemaRef,
-    /// The version at which the table's state was last read whole (see [`reread`]).
+    /// The version of the last upkeep started: the table's state is read
+    /// whole at it (see [`upkeep`]), and the next is due an interval later.
     read_at: u64,
     /// The table's latest version as this sink knows it: its state's, or a
     /// later one it committed (or read while committing) since. Every
@@ -704,8 +705,9 @@ async fn commit_after(
     entry: bytes::Bytes,
     ours: &std::collections::HashSet<String>,
 ) -> std::result::Result<Option<(u64, Vec<(u64, Vec<(String, i64)>)>)>, DeltaTableError> {
+    use deltalake::logstore::commit_uri_from_version;
     use object_store::{ObjectStoreExt, PutMode, PutOptions};
-    let path = |v: u64| object_store::path::Path::from(format!("_delta_log/{v:020}.json"));
+    let path = |v: u64| commit_uri_from_version(Some(v));
     let mut seen = Vec::new();
     for _attempt in 0..100 {
         let put = PutOptions::from(PutMode::Create);
@@ -789,26 +791,18 @@ async fn write_checkpoint(table: &DeltaTable) -> Result<()> {
 /// table's files (a checkpoint lists every one), which a commit would
 /// otherwise wait for once per interval.
 async fn upkeep(mut table: DeltaTable, version: u64, checkpoint: bool) -> Result<DeltaTableState> {
-    let read_whole = |mut table: DeltaTable| async move {
-        table.state = None;
-        table
-            .update_incremental(Some(version))
-            .await
-            .map_err(|e| delta_err("reading the table's state from its checkpoint", e))?;
-        Ok::<_, Error>(table)
-    };
     // A state behind `version` (direct commits) is read whole at it: one
     // read serves the checkpoint and the state handed back. A state at it
     // (commits through delta-rs) is checkpointed, then read whole.
     let behind = table.version() != Some(version);
     if behind {
-        table = read_whole(table).await?;
+        read_whole(&mut table, Some(version)).await?;
     }
     if checkpoint {
         write_checkpoint(&table).await?;
     }
     if !behind {
-        table = read_whole(table).await?;
+        read_whole(&mut table, Some(version)).await?;
     }
     table
         .state
@@ -822,8 +816,14 @@ async fn upkeep(mut table: DeltaTable, version: u64, checkpoint: bool) -> Result
 /// commits`); read from a checkpoint, it is a few batches again.
 pub(crate) fn reread(table: &mut DeltaTable) -> Result<()> {
     let version = table.version();
+    block_on(read_whole(table, version))
+}
+
+/// The table's state read whole at `version` (the latest if `None`), from
+/// the checkpoint before it; on failure the state is left as it was.
+async fn read_whole(table: &mut DeltaTable, version: Option<u64>) -> Result<()> {
     let kept = table.state.take();
-    block_on(table.update_incremental(version)).map_err(|e| {
+    table.update_incremental(version).await.map_err(|e| {
         table.state = kept;
         delta_err("reading the table's state from its checkpoint", e)
     })
