@@ -17,7 +17,7 @@ from deltalake import write_deltalake
 
 import kafkalake
 from conftest import create_topic, duckdb_delta, wait_until
-from kafkalake.exceptions import InvalidArgumentError, KafkalakeError
+from kafkalake.exceptions import IncompleteError, InvalidArgumentError, KafkalakeError
 
 
 def table_rows(table: Path) -> int:
@@ -358,3 +358,57 @@ print("running", job.running)
         assert report["rows"] == report["messages"] == table_rows(tmp_path / "b") >= 1000
     finally:
         kernel.close()
+
+
+def test_wait_for_returns_once_the_counters_reach_their_targets(tmp_path: Path) -> None:
+    table = tmp_path / "bronze"
+    with kafkalake.EmbeddedKafka(partitions=2, topics=["telemetry"]) as kafka:
+        bs = kafka.bootstrap_servers
+        ingest = kafkalake.start_ingest(
+            "telemetry", table, bootstrap_servers=bs, until="forever", max_latency=0.2
+        )
+        producer = kafkalake.start_produce("iot", "telemetry", bootstrap_servers=bs, count=3_000)
+        sent = producer.wait_for(acknowledged=3_000, timeout=120)
+        assert sent["acknowledged"] == 3_000
+        first = ingest.wait_for(commits=1, timeout=120)
+        assert first["commits"] >= 1 and table_rows(table) > 0
+        m = ingest.wait_for(rows=3_000, messages=3_000, timeout=120)
+        assert m["rows"] == 3_000 and m["running"]
+        assert table_rows(table) == 3_000
+        # Nothing more comes: the timeout names what is behind, and the job goes on.
+        with pytest.raises(TimeoutError, match="rows 3,000 of 3,001"):
+            ingest.wait_for(rows=3_001, timeout=0.3)
+        assert ingest.running
+        report = ingest.stop()
+        # A job that ended short of the target will not reach it.
+        with pytest.raises(IncompleteError, match="rows 3,000 of 3,001"):
+            ingest.wait_for(rows=3_001)
+    assert report.rows == 3_000
+
+
+def test_wait_for_checks_its_targets_before_waiting(tmp_path: Path) -> None:
+    with (
+        kafkalake.EmbeddedKafka(partitions=1, topics=["telemetry"]) as kafka,
+        kafkalake.start_ingest(
+            "telemetry", tmp_path / "t", bootstrap_servers=kafka.bootstrap_servers, until="forever"
+        ) as ingest,
+    ):
+        with pytest.raises(InvalidArgumentError, match=r"no counter 'acknowledged'.*rows"):
+            ingest.wait_for(acknowledged=1)
+        with pytest.raises(InvalidArgumentError, match="needs a target"):
+            ingest.wait_for()
+        for bad in (-1, 1.5, True):
+            with pytest.raises(InvalidArgumentError, match="whole number"):
+                ingest.wait_for(rows=bad)
+        with pytest.raises(InvalidArgumentError, match="timeout"):
+            ingest.wait_for(rows=1, timeout=-1)
+        assert ingest.running
+
+
+@pytest.mark.broker
+def test_wait_for_raises_the_error_of_a_job_that_failed(durable_broker: str, topic: str) -> None:
+    job = kafkalake.start_produce(
+        "iot", topic, bootstrap_servers=durable_broker, count=10, create_topic=False
+    )
+    with pytest.raises(KafkalakeError, match=topic):
+        job.wait_for(acknowledged=10, timeout=120)

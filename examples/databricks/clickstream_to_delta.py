@@ -87,13 +87,8 @@ ingest = kafkalake.start_ingest(
 
 # COMMAND ----------
 
-import time
-
-from deltalake import DeltaTable
-
 schema = dbutils.widgets.get("schema")
-while ingest.running and not DeltaTable.is_deltatable(bronze, storage_options=storage):
-    time.sleep(0.5)  # the first commit creates the table
+ingest.wait_for(commits=1, timeout=300)  # the first commit creates the table
 spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
 spark.sql(f"CREATE TABLE IF NOT EXISTS {schema}.clicks_bronze USING DELTA LOCATION '{bronze}'")
 funnel = f"""
@@ -112,9 +107,8 @@ kafkalake.monitor(producer, ingest, every=1.0, duration=10)
 # COMMAND ----------
 
 print(producer.wait())
-while ingest.running and ingest.metrics()["rows"] < 40_000:
-    time.sleep(0.5)
-print(ingest.stop())  # raises if the ingest failed in the background
+ingest.wait_for(rows=40_000, timeout=300)  # raises if the ingest failed in the background
+print(ingest.stop())
 
 # COMMAND ----------
 

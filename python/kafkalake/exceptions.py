@@ -81,8 +81,10 @@ class KafkaError(KafkalakeError):
 class IncompleteError(KafkalakeError):
     """A run could not finish what it was asked: with ``until="caught_up"``,
     partitions held by another member of the consumer group made no progress
-    towards the end of their log within ``caught_up_timeout``. The message
-    names them; ``report`` says what this run wrote."""
+    towards the end of their log within ``caught_up_timeout`` (the message
+    names them; ``report`` says what this run wrote); or a job ended before
+    the counters :meth:`~kafkalake.jobs.Job.wait_for` waited for were reached
+    (the message says how far it got)."""
 
 
 class ExpectationError(KafkalakeError):

@@ -27,6 +27,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, Literal, ParamSpec, TypeVar
 
+from kafkalake.exceptions import IncompleteError, InvalidArgumentError
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -128,6 +130,72 @@ class Job(Generic[R]):
         if self._error is not None:
             raise self._error
         return self._result  # type: ignore[return-value]
+
+    def wait_for(self, timeout: float | None = None, **targets: int) -> dict[str, Any]:
+        """Wait until the job's counters reach ``targets`` and return its
+        :meth:`metrics` then; the job goes on running.
+
+        ``ingest.wait_for(rows=40_000)`` waits for 40,000 rows committed;
+        ``ingest.wait_for(commits=1)`` for the first commit (which creates
+        a Delta table); ``producer.wait_for(acknowledged=1_000)``;
+        ``pipeline.wait_for(cycles=1)``. Counters: for an ingest
+        ``messages``, ``rows``, ``dead_letters``, ``commits``, ``files``,
+        ``batches``, ``bytes``; for a producer ``sent``, ``acknowledged``,
+        ``failed``, ``bytes``; for a pipeline ``cycles``.
+
+        Raises the job's error if it fails meanwhile,
+        :class:`~kafkalake.exceptions.IncompleteError` if it finishes short
+        of a target, and :class:`TimeoutError` (naming what is behind) if a
+        target is not reached within ``timeout`` seconds.
+        """
+        allowed = _COUNTERS[self.kind]
+        if not targets:
+            raise InvalidArgumentError(
+                f"wait_for needs a target, e.g. {allowed[0]}=1000 "
+                f"(a {self.kind} job counts {', '.join(allowed)})"
+            )
+        for key, value in targets.items():
+            if key not in allowed:
+                raise InvalidArgumentError(
+                    f"a {self.kind} job has no counter {key!r}; wait_for takes {', '.join(allowed)}"
+                )
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidArgumentError(
+                    f"wait_for's {key} must be a whole number of at least 0, got {value!r}"
+                )
+        if timeout is not None and not timeout >= 0:
+            raise InvalidArgumentError(
+                f"timeout must be a number of seconds of at least 0, got {timeout!r}"
+            )
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def behind() -> list[str]:
+            now = {**self._counters(), **self._extra}
+            return [
+                f"{k} {int(now.get(k, 0)):,} of {v:,}"
+                for k, v in targets.items()
+                if now.get(k, 0) < v
+            ]
+
+        while True:
+            # Read once the job has ended, so its last counts are judged.
+            ended = self._done.is_set()
+            short = behind()
+            if not short:
+                return self.metrics()
+            if ended:
+                self._thread.join()
+                if self._error is not None:
+                    raise self._error
+                raise IncompleteError(
+                    f"{self!r} ended with {'; '.join(short)}: nothing more will come"
+                )
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError(f"{self!r} is still short after {timeout} s: {'; '.join(short)}")
+            # The counters are the engine's atomics, read as often as this:
+            # the job's end wakes the wait at once.
+            self._done.wait(_WAIT_STEP if left is None else min(_WAIT_STEP, left))
 
     def stop(self, timeout: float | None = 60.0) -> R:
         """Stop the job cleanly and return its report.
@@ -251,6 +319,16 @@ class Job(Generic[R]):
 
 
 _RATED = frozenset({"messages", "rows", "bytes", "sent", "acknowledged"})
+
+#: What :meth:`Job.wait_for` can wait for, per kind of job.
+_COUNTERS: dict[str, tuple[str, ...]] = {
+    "ingest": ("rows", "messages", "commits", "dead_letters", "files", "batches", "bytes"),
+    "produce": ("acknowledged", "sent", "failed", "bytes"),
+    "pipeline": ("cycles",),
+}
+
+#: Seconds between two reads of the counters in :meth:`Job.wait_for`.
+_WAIT_STEP = 0.05
 
 
 def current() -> Job[Any] | None:
