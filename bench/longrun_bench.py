@@ -3,7 +3,7 @@ end-to-end latency at a steady rate.
 
     python bench/longrun_bench.py [--broker host:port] [--commits 3600] [--batch 500]
         [--commit-rate 10] [--window 100] [--poll 0.01] [--e2e-rate 10000]
-        [--e2e-seconds 180] [--only commits|e2e] [--engine sqlite|memory]
+        [--e2e-seconds 180] [--only commits|e2e|upstream] [--engine sqlite|memory]
     python bench/longrun_bench.py --quick   # 300 commits of 200 rows, 20 s of e2e: to try it
 
 Without --broker it starts a tansu broker with scripts/tansu.sh, on its
@@ -43,6 +43,11 @@ holds every event produced.
    first version whose txn for its partition reaches its offset. The ingest
    starts first (its partitions assigned) and the table is created by the
    first batch, which the figures include.
+
+3. Upstream reference: the same producer, rate and length, read by a plain
+   confluent-kafka consumer that notes when each message arrives: the
+   latency every consumer sees before it can do anything (the producer's
+   batching, the broker's write, the fetch), part of the figures of 2.
 """
 
 from __future__ import annotations
@@ -133,6 +138,26 @@ if log:
     pq.write_table(r.delivery_log, log)
 print(json.dumps({"acknowledged": r.acknowledged, "failed": r.failed, "rate": r.rate,
                   "seconds": r.elapsed_seconds}))
+"""
+
+
+UPSTREAM = """
+import json, sys, time
+from confluent_kafka import Consumer, TopicPartition
+servers, topic, total, deadline = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+c = Consumer({"bootstrap.servers": servers, "group.id": "upstream-" + topic,
+              "enable.auto.commit": False, "fetch.wait.max.ms": 10,
+              "fetch.queue.backoff.ms": 10})
+c.assign([TopicPartition(topic, p, 0) for p in range(4)])
+print("ready", flush=True)
+lat, end = [], time.monotonic() + deadline
+while len(lat) < total and time.monotonic() < end:
+    for m in c.consume(1000, timeout=0.1):
+        if not m.error():
+            lat.append(time.time() - m.timestamp()[1] / 1000)
+lat.sort()
+q = lambda p: lat[max(int(p * len(lat) + 0.999999) - 1, 0)] if lat else float("nan")
+print(json.dumps({"received": len(lat), "p50": q(0.5), "p99": q(0.99)}))
 """
 
 
@@ -371,6 +396,41 @@ def e2e_run(broker: str, work: Path, args: argparse.Namespace) -> list[tuple[str
     return found
 
 
+def upstream_run(broker: str, args: argparse.Namespace) -> None:
+    """What the end-to-end figure holds before any consumer: the same
+    producer, rate and broker, read by a plain confluent-kafka consumer
+    that only notes when each message arrives (no target: a reference)."""
+    import kafkalake
+
+    rate, seconds = args.e2e_rate, args.e2e_seconds
+    total = int(rate * seconds)
+    topic = f"longrun-upstream-{uuid.uuid4().hex[:6]}"
+    kafkalake.admin.create_topic(topic, bootstrap_servers=broker, partitions=4)
+    print(
+        f"3. upstream reference: {rate:,.0f} IoT events/s for {seconds:,.0f} s, read by a plain "
+        "confluent-kafka consumer"
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-c", UPSTREAM, broker, topic, str(total), str(seconds + 120)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stdout is not None
+    if p.stdout.readline().strip() != "ready":
+        p.wait()
+        raise SystemExit("the reference consumer did not start")
+    produce(broker, topic, rate, total)
+    out, _ = p.communicate()
+    if p.returncode != 0:
+        raise SystemExit(f"the reference consumer failed (exit {p.returncode})")
+    r = json.loads(out.strip().splitlines()[-1])
+    print(
+        f"   Kafka timestamp → message received ({r['received']:,} of {total:,}): "
+        f"p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s"
+    )
+    print("   (the producer, the broker and the fetch: in every end-to-end figure above)")
+
+
 def main() -> None:
     import kafkalake
 
@@ -383,7 +443,7 @@ def main() -> None:
     ap.add_argument("--poll", type=float, default=0.01, help="seconds between metric reads")
     ap.add_argument("--e2e-rate", type=float, default=10_000.0)
     ap.add_argument("--e2e-seconds", type=float, default=180.0)
-    ap.add_argument("--only", choices=("commits", "e2e"))
+    ap.add_argument("--only", choices=("commits", "e2e", "upstream"))
     ap.add_argument(
         "--engine",
         choices=("sqlite", "memory"),
@@ -410,6 +470,9 @@ def main() -> None:
                 print()
             if args.only in (None, "e2e"):
                 found += e2e_run(broker, work, args)
+                print()
+            if args.only in (None, "upstream"):
+                upstream_run(broker, args)
                 print()
             print("targets:")
             for text, ok in found:
