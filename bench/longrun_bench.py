@@ -184,22 +184,24 @@ def start_ingest(
     """The ingest process, once its partitions are assigned; it stops once
     the table holds ``total`` rows, or after ``deadline`` seconds."""
     knobs = [str(v) for v in (max_rows, max_latency, total, poll, deadline)]
-    p = subprocess.Popen(
-        [sys.executable, "-c", INGEST, broker, topic, table, *knobs],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    return spawn("the ingest", INGEST, broker, topic, table, *knobs)
+
+
+def spawn(what: str, code: str, *args: str) -> subprocess.Popen[str]:
+    """`code` run in a process of its own, once it prints "ready"."""
+    p = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
     assert p.stdout is not None
     if p.stdout.readline().strip() != "ready":
         p.wait()
-        raise SystemExit("the ingest did not start")
+        raise SystemExit(f"{what} did not start")
     return p
 
 
-def finish(p: subprocess.Popen[str]) -> dict[str, Any]:
+def finish(p: subprocess.Popen[str], what: str = "the ingest") -> dict[str, Any]:
+    """The JSON line `p` printed last."""
     out, _ = p.communicate()
     if p.returncode != 0:
-        raise SystemExit(f"the ingest failed (exit {p.returncode})")
+        raise SystemExit(f"{what} failed (exit {p.returncode})")
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 
@@ -410,20 +412,10 @@ def upstream_run(broker: str, args: argparse.Namespace) -> None:
         f"3. upstream reference: {rate:,.0f} IoT events/s for {seconds:,.0f} s, read by a plain "
         "confluent-kafka consumer"
     )
-    p = subprocess.Popen(
-        [sys.executable, "-c", UPSTREAM, broker, topic, str(total), str(seconds + 120)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert p.stdout is not None
-    if p.stdout.readline().strip() != "ready":
-        p.wait()
-        raise SystemExit("the reference consumer did not start")
+    what = "the reference consumer"
+    p = spawn(what, UPSTREAM, broker, topic, str(total), str(seconds + 120))
     produce(broker, topic, rate, total)
-    out, _ = p.communicate()
-    if p.returncode != 0:
-        raise SystemExit(f"the reference consumer failed (exit {p.returncode})")
-    r = json.loads(out.strip().splitlines()[-1])
+    r = finish(p, what)
     print(
         f"   Kafka timestamp → message received ({r['received']:,} of {total:,}): "
         f"p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s"
