@@ -303,6 +303,22 @@ def show(job, path=None):
 """
 
 
+# Waits for the interrupted job; should it still run, prints what every
+# thread of the kernel is doing, for the failure's message.
+STOPPED_OR_WHY = """
+try:
+    job.wait(60)
+except TimeoutError:
+    import sys, traceback
+    print("still running 60 s after the interrupt:", job.metrics())
+    for ident, frame in sys._current_frames().items():
+        print(f"thread {ident}:", "".join(traceback.format_stack(frame)))
+    raise
+show(job)
+print(kafkalake.jobs.running())
+"""
+
+
 @pytest.mark.broker
 def test_a_kernel_interrupt_and_a_kernel_restart_stop_every_job(
     durable_broker: str, topic: str, tmp_path: Path
@@ -350,7 +366,7 @@ print("running", job.running)
         start(tmp_path / "b")
         err = kernel.interrupt_when_running('print("blocking", flush=True); time.sleep(600)')
         assert err == "KeyboardInterrupt"
-        out, err = kernel.run("job.wait(60); show(job); print(kafkalake.jobs.running())")
+        out, err = kernel.run(STOPPED_OR_WHY)
         assert err is None, out
         report_line, still_running = out.strip().splitlines()
         report = json.loads(report_line)
