@@ -291,7 +291,9 @@ impl JsonDecoder {
 
     fn check_one_full(&self, value: &[u8]) -> std::result::Result<(), String> {
         let mut d = self.arrow_decoder(2).map_err(|e| e.to_string())?;
-        d.decode(value).map_err(|e| e.to_string())?;
+        if d.decode(value).map_err(|e| e.to_string())? != value.len() {
+            return Err("the message holds more than one JSON value".into());
+        }
         d.decode(b"\n").map_err(|e| e.to_string())?;
         match d.flush() {
             Ok(Some(b)) if b.num_rows() == 1 => Ok(()),
@@ -319,9 +321,15 @@ impl JsonDecoder {
 
     /// One row per value, by arrow-json.
     fn arrow_values(&self, values: &[&[u8]]) -> Result<RecordBatch> {
-        let mut d = self.arrow_decoder(values.len())?;
+        // Room for one row more than the messages: a message holding two
+        // JSON values must not fill the batch and leave the next unread.
+        let mut d = self.arrow_decoder(values.len() + 1)?;
         for v in values {
-            d.decode(v)?;
+            if d.decode(v)? != v.len() {
+                return Err(Error::Arrow(arrow::error::ArrowError::JsonError(
+                    "a message holds more than one JSON value".into(),
+                )));
+            }
             // Separate values, so two messages can never merge into one row.
             d.decode(b"\n")?;
         }
@@ -657,6 +665,45 @@ mod tests {
             batch, typed,
             "JSON round trip equals the typed generator output"
         );
+    }
+
+    #[test]
+    fn a_message_of_two_json_values_is_a_dead_letter_and_takes_no_other_row() {
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        let dec = JsonDecoder::new("t", schema, DecodeOptions::default()).unwrap();
+        let batches: [&[&[u8]]; 3] = [
+            &[br#"{"a":1}{"a":2}"#, br#"{"a":3}"#],
+            &[br#"{"a":3}"#, br#"{"a":4} "tail""#],
+            &[br#"{"a":4} {"a":5}"#],
+        ];
+        for values in batches {
+            let messages = msgs(values);
+            let (rows, dead) = dec.decode(&messages).unwrap();
+            let a: Vec<i64> = rows
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .values()
+                .to_vec();
+            let dead: Vec<i64> = dead.iter().map(|d| d.message.offset).collect();
+            let whole: Vec<i64> = values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| serde_json::from_slice::<serde_json::Value>(v).is_ok())
+                .map(|(i, _)| i as i64)
+                .collect();
+            assert_eq!(rows.num_rows(), whole.len(), "{values:?}: rows {a:?}");
+            assert_eq!(
+                dead.len() + whole.len(),
+                values.len(),
+                "{values:?}: dead {dead:?}"
+            );
+            assert!(whole.iter().all(|o| !dead.contains(o)), "{values:?}");
+            if values[0].starts_with(br#"{"a":3}"#) {
+                assert_eq!(a, vec![3]);
+            }
+        }
     }
 
     #[test]
