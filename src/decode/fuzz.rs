@@ -13,7 +13,7 @@
 use arrow::datatypes::SchemaRef;
 
 use super::fast::tests::{generated, reference};
-use super::{DecodeOptions, FastDecoder, JsonDecoder, RawMessage};
+use super::{DeadLetter, DecodeOptions, EarlyRows, FastDecoder, JsonDecoder, RawMessage};
 use crate::generate::rng::Rng;
 
 /// Snippets a mutation splices in: values of every JSON kind, edge numbers,
@@ -127,7 +127,13 @@ fn mutate(rng: &mut Rng, value: &[u8]) -> Vec<u8> {
     v
 }
 
-fn check(schema: &SchemaRef, fast: &FastDecoder, json: &JsonDecoder, values: &[Vec<u8>]) {
+fn check(
+    schema: &SchemaRef,
+    fast: &FastDecoder,
+    json: &JsonDecoder,
+    values: &[Vec<u8>],
+    cut: usize,
+) {
     let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
     let shown = || {
         refs.iter()
@@ -175,6 +181,35 @@ fn check(schema: &SchemaRef, fast: &FastDecoder, json: &JsonDecoder, values: &[V
         "every message is a row or a dead letter: {:?}",
         shown()
     );
+    // Decoded as they are taken (a value the fast path takes is not kept),
+    // the batch cut in two at `cut` as a carried-over batch is: the same
+    // rows in the same order and the same dead letters as decoded whole.
+    let (early_decoder, max) = json.early().expect("seed schemas are covered");
+    let mut early = EarlyRows::new(early_decoder, max, 0);
+    let kept: Vec<RawMessage> = messages
+        .iter()
+        .map(|m| RawMessage {
+            value: m.value.clone().filter(|v| !early.take(Some(v))),
+            ..m.clone()
+        })
+        .collect();
+    let rest = early.split_off(cut);
+    let letters = |dead: Vec<DeadLetter>| -> Vec<(i64, String, Option<bytes::Bytes>)> {
+        dead.into_iter()
+            .map(|d| (d.message.offset, d.error, d.message.value))
+            .collect()
+    };
+    for (part, (whole, early)) in [
+        (&kept[..cut], (&messages[..cut], early.finish())),
+        (&kept[cut..], (&messages[cut..], rest.finish())),
+    ] {
+        let (rows, dead) = json.decode(whole).expect("decoded above");
+        let (early_rows, early_dead) = json
+            .decode_with(part, Some(&early))
+            .unwrap_or_else(|e| panic!("early decode failed ({e}) on {:?}", shown()));
+        assert_eq!(early_rows, rows, "early rows differ on {:?}", shown());
+        assert_eq!(letters(early_dead), letters(dead), "on {:?}", shown());
+    }
 }
 
 /// `cases` batches of up to 8 values, mutated, for every seed profile.
@@ -207,7 +242,8 @@ fn run(seed: u64, cases: usize) {
                 }
             })
             .collect();
-        check(schema, &decoders[k].0, &decoders[k].1, &batch);
+        let cut = rng.below(n as u64 + 1) as usize;
+        check(schema, &decoders[k].0, &decoders[k].1, &batch, cut);
         done += n;
     }
 }

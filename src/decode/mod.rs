@@ -23,8 +23,10 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 
+mod early;
 mod fast;
-pub use fast::FastDecoder;
+pub use early::{widen_to, Early, EarlyRows};
+pub use fast::{FastDecoder, FastRows};
 #[cfg(test)]
 mod fuzz;
 
@@ -349,9 +351,32 @@ impl JsonDecoder {
     /// Decode `messages`: the rows of the good ones (in order) and the bad
     /// ones as dead letters.
     pub fn decode(&self, messages: &[RawMessage]) -> Result<(RecordBatch, Vec<DeadLetter>)> {
+        self.decode_with(messages, None)
+    }
+
+    /// The fast decoder, for rows decoded as messages are taken (see
+    /// [`EarlyRows`]), with the largest value it may take.
+    pub fn early(&self) -> Option<(Arc<FastDecoder>, usize)> {
+        self.fast
+            .as_ref()
+            .map(|f| (f.clone(), self.opts.max_message_bytes))
+    }
+
+    /// [`Self::decode`] of `messages` of which `early` says which were
+    /// decoded as they were taken (their values are not kept): the others
+    /// are decoded here and the rows of both put back in message order.
+    pub fn decode_with(
+        &self,
+        messages: &[RawMessage],
+        early: Option<&Early>,
+    ) -> Result<(RecordBatch, Vec<DeadLetter>)> {
+        let early = early.filter(|e| e.decoded.iter().any(|&d| d));
         let mut dead = Vec::new();
         let mut good: Vec<&RawMessage> = Vec::with_capacity(messages.len());
-        for m in messages {
+        for (i, m) in messages.iter().enumerate() {
+            if early.is_some_and(|e| e.decoded[i]) {
+                continue;
+            }
             match &m.value {
                 None => dead.push(DeadLetter {
                     message: m.clone(),
@@ -428,6 +453,10 @@ impl JsonDecoder {
                 self.decode_values(&values)?
             }
         };
+        let (batch, good) = match early {
+            Some(e) => self.merge(messages, e, batch, good)?,
+            None => (batch, good),
+        };
         let batch = if self.opts.flatten {
             batch.normalize(".", None)?
         } else {
@@ -461,6 +490,67 @@ impl JsonDecoder {
         };
         dead.sort_by_key(|d| (d.message.partition, d.message.offset));
         Ok((batch, dead))
+    }
+}
+
+impl JsonDecoder {
+    /// The rows of `early` and `late` (the rows of `late_messages`, the
+    /// messages decoded here that became rows) in the order of `messages`.
+    fn merge<'m>(
+        &self,
+        messages: &'m [RawMessage],
+        early: &Early,
+        late: RecordBatch,
+        late_messages: Vec<&'m RawMessage>,
+    ) -> Result<(RecordBatch, Vec<&'m RawMessage>)> {
+        let pieces = early
+            .rows
+            .iter()
+            .map(|r| widen_to(r, &self.value_schema))
+            .collect::<Result<Vec<_>>>()?;
+        let early_rows = match pieces.as_slice() {
+            [one] => one.clone(),
+            _ => arrow::compute::concat_batches(&self.value_schema, &pieces)?,
+        };
+        let mut order = Vec::with_capacity(messages.len());
+        let mut merged = Vec::with_capacity(messages.len());
+        let (mut e, mut l) = (0, 0);
+        for (m, &decoded) in messages.iter().zip(&early.decoded) {
+            if decoded {
+                order.push((0, e));
+                e += 1;
+            } else if late_messages.get(l).is_some_and(|x| std::ptr::eq(*x, m)) {
+                order.push((1, l));
+                l += 1;
+            } else {
+                continue;
+            }
+            merged.push(m);
+        }
+        if e != early_rows.num_rows() || l != late.num_rows() {
+            return Err(Error::Arrow(arrow::error::ArrowError::ComputeError(
+                format!(
+                    "{} rows decoded early and {} later for {e} and {l} messages",
+                    early_rows.num_rows(),
+                    late.num_rows()
+                ),
+            )));
+        }
+        if l == 0 {
+            return Ok((early_rows, merged));
+        }
+        let columns = (0..early_rows.num_columns())
+            .map(|c| {
+                arrow::compute::interleave(
+                    &[early_rows.column(c).as_ref(), late.column(c).as_ref()],
+                    &order,
+                )
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok((
+            RecordBatch::try_new(self.value_schema.clone(), columns)?,
+            merged,
+        ))
     }
 }
 

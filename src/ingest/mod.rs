@@ -26,8 +26,8 @@ pub use dead_letters::{dead_letter_rows, dead_letter_schema};
 use schema::*;
 
 use crate::decode::{
-    infer_schema, is_new_field, merge_additive, DeadLetter, DecodeOptions, JsonDecoder, RawMessage,
-    METADATA_COLUMNS,
+    infer_schema, is_new_field, merge_additive, DeadLetter, DecodeOptions, Early, EarlyRows,
+    JsonDecoder, RawMessage, METADATA_COLUMNS,
 };
 use crate::error::{Error, Result};
 use crate::histogram::Histogram;
@@ -556,14 +556,18 @@ impl Ingest {
             batch.partitions.values().map(|b| b.bytes as u64).sum(),
             Ordering::Relaxed,
         );
-        let mut by_topic: BTreeMap<String, Vec<(i32, Vec<RawMessage>)>> = BTreeMap::new();
-        for ((t, p), buf) in batch.partitions {
-            by_topic.entry(t).or_default().push((p, buf.messages));
+        let mut by_topic: BTreeMap<String, Vec<Part>> = BTreeMap::new();
+        for ((t, partition), buf) in batch.partitions {
+            by_topic.entry(t).or_default().push(Part {
+                partition,
+                messages: buf.messages,
+                early: buf.early.map(EarlyRows::finish),
+            });
         }
         let stamps: Vec<i64> = by_topic
             .values()
             .flatten()
-            .flat_map(|(_, msgs)| msgs.iter().filter_map(|m| m.timestamp_ms))
+            .flat_map(|part| part.messages.iter().filter_map(|m| m.timestamp_ms))
             .collect();
         let t0 = Instant::now();
         let raw = matches!(self.opts.sink, SinkSpec::Capture(_));
@@ -571,21 +575,27 @@ impl Ingest {
             if raw {
                 let chunks = parts
                     .iter()
-                    .filter(|(_, msgs)| !msgs.is_empty())
-                    .map(|(p, msgs)| {
-                        Ok(PartitionChunk {
-                            partition: *p,
-                            first_offset: msgs[0].offset,
-                            last_offset: msgs[msgs.len() - 1].offset,
-                            batch: capture::raw_batch(msgs)?,
-                            dead_letters: Vec::new(),
-                        })
-                    })
+                    .filter(|part| !part.messages.is_empty())
+                    .map(
+                        |Part {
+                             partition,
+                             messages: msgs,
+                             ..
+                         }| {
+                            Ok(PartitionChunk {
+                                partition: *partition,
+                                first_offset: msgs[0].offset,
+                                last_offset: msgs[msgs.len() - 1].offset,
+                                batch: capture::raw_batch(msgs)?,
+                                dead_letters: Vec::new(),
+                            })
+                        },
+                    )
                     .collect::<Result<Vec<_>>>()?;
                 self.write_to_sink(&topic, chunks)?;
                 continue;
             }
-            let all: Vec<&RawMessage> = parts.iter().flat_map(|(_, ms)| ms.iter()).collect();
+            let all: Vec<&RawMessage> = parts.iter().flat_map(|p| p.messages.iter()).collect();
             if self.delta_pending_create {
                 self.create_table(&topic, &all)?;
             }
@@ -603,7 +613,15 @@ impl Ingest {
                 }
             }
             let mut chunks = Vec::with_capacity(parts.len());
-            for ((p, msgs), (rows, dead)) in parts.iter().zip(decoded) {
+            for (
+                Part {
+                    partition: p,
+                    messages: msgs,
+                    ..
+                },
+                (rows, dead),
+            ) in parts.iter().zip(decoded)
+            {
                 let (Some(first), Some(last)) = (msgs.first(), msgs.last()) else {
                     continue;
                 };
@@ -624,6 +642,10 @@ impl Ingest {
                 continue;
             }
             self.write_to_sink(&topic, chunks)?;
+            // From now on the topic's values are decoded as they are taken.
+            if let Some(d) = self.decoders.get(&topic).and_then(JsonDecoder::early) {
+                self.consumer.decode_early(&topic, d);
+            }
         }
         m.batches.fetch_add(1, Ordering::Relaxed);
         m.commit_latency.observe(t0.elapsed().as_secs_f64());
@@ -879,26 +901,40 @@ impl Ingest {
     }
 }
 
+/// One partition's messages of a batch, and the rows of those decoded as
+/// they were taken (their values are not kept).
+struct Part {
+    partition: i32,
+    messages: Vec<RawMessage>,
+    early: Option<Early>,
+}
+
 /// Decode each partition's messages (all dead when there is no decoder: no
 /// JSON object to learn a schema from).
 fn decode_parts(
     decoder: Option<&JsonDecoder>,
-    parts: &[(i32, Vec<RawMessage>)],
+    parts: &[Part],
 ) -> Result<Vec<(RecordBatch, Vec<DeadLetter>)>> {
     parts
         .iter()
-        .map(|(_, msgs)| match decoder {
-            Some(d) => d.decode(msgs),
-            None => Ok((
-                RecordBatch::new_empty(Arc::new(Schema::empty())),
-                msgs.iter()
-                    .map(|m| DeadLetter {
-                        message: m.clone(),
-                        error: "not a JSON object".into(),
-                    })
-                    .collect(),
-            )),
-        })
+        .map(
+            |Part {
+                 messages: msgs,
+                 early,
+                 ..
+             }| match decoder {
+                Some(d) => d.decode_with(msgs, early.as_ref()),
+                None => Ok((
+                    RecordBatch::new_empty(Arc::new(Schema::empty())),
+                    msgs.iter()
+                        .map(|m| DeadLetter {
+                            message: m.clone(),
+                            error: "not a JSON object".into(),
+                        })
+                        .collect(),
+                )),
+            },
+        )
         .collect()
 }
 

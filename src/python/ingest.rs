@@ -492,7 +492,12 @@ impl RawBatchConsumer {
             }
             match self.decoders.get(&topic) {
                 Some(d) => {
-                    let (b, dl) = d.decode(&buf.messages).py()?;
+                    let early = buf.early.map(crate::decode::EarlyRows::finish);
+                    let (b, dl) = d.decode_with(&buf.messages, early.as_ref()).py()?;
+                    // From now on the topic's values are decoded as they are taken.
+                    if let (Some(c), Some(e)) = (self.consumer.as_mut(), d.early()) {
+                        c.decode_early(&topic, e);
+                    }
                     schema.get_or_insert_with(|| b.schema());
                     rows.push(b);
                     dead.extend(dl.into_iter().map(|d| (topic.clone(), d)));

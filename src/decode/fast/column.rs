@@ -106,6 +106,53 @@ impl Column {
         Some(())
     }
 
+    /// Back to its first `rows` rows (a value given up halfway appended
+    /// to some columns and not to others).
+    pub(super) fn truncate(&mut self, rows: usize) {
+        match self {
+            Column::Bool(v, n) => {
+                v.truncate(rows);
+                n.truncate(rows);
+            }
+            Column::Int(v, n) | Column::Timestamp(v, n) => {
+                v.truncate(rows);
+                n.truncate(rows);
+            }
+            Column::F32(v, n) => {
+                v.truncate(rows);
+                n.truncate(rows);
+            }
+            Column::F64(v, n) => {
+                v.truncate(rows);
+                n.truncate(rows);
+            }
+            Column::Utf8 {
+                offsets,
+                data,
+                nulls,
+            } => {
+                offsets.truncate(rows + 1);
+                data.truncate(offsets[rows] as usize);
+                nulls.truncate(rows);
+            }
+            Column::Struct(children, n) => {
+                for c in children {
+                    c.truncate(rows);
+                }
+                n.truncate(rows);
+            }
+            Column::List {
+                offsets,
+                items,
+                nulls,
+            } => {
+                offsets.truncate(rows + 1);
+                items.truncate(offsets[rows] as usize);
+                nulls.truncate(rows);
+            }
+        }
+    }
+
     pub(super) fn finish(self, field: &FieldPlan) -> Option<ArrayRef> {
         Some(match (self, &field.kind) {
             (Column::Bool(mut v, mut n), _) => Arc::new(BooleanArray::new(v.finish(), n.finish())),

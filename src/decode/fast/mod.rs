@@ -599,5 +599,89 @@ impl FastDecoder {
     }
 }
 
+/// Rows decoded one value at a time, as messages arrive: a value the fast
+/// path does not take leaves no trace (the columns are cut back to the rows
+/// before it), so the caller can keep that message for the full decoder.
+pub struct FastRows {
+    decoder: Arc<FastDecoder>,
+    columns: Vec<Column>,
+    rows: usize,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for FastRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastRows")
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+/// Rows the column buffers of [`FastRows`] are first sized for.
+const FIRST_ROWS: usize = 1024;
+
+impl FastRows {
+    /// No rows yet, for values of `decoder`'s schema.
+    pub fn new(decoder: Arc<FastDecoder>) -> Self {
+        FastRows {
+            columns: decoder.plan.columns(FIRST_ROWS, usize::MAX),
+            decoder,
+            rows: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Append `value`'s row; `false` (and nothing appended) when the fast
+    /// path does not take it.
+    #[inline]
+    pub fn push(&mut self, value: &[u8]) -> bool {
+        if self
+            .decoder
+            .row(value, &mut self.columns, &mut self.scratch)
+            .is_some()
+        {
+            self.rows += 1;
+            return true;
+        }
+        for c in &mut self.columns {
+            c.truncate(self.rows);
+        }
+        false
+    }
+
+    /// Rows appended.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether no row was appended.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The decoder the rows follow.
+    pub fn decoder(&self) -> &Arc<FastDecoder> {
+        &self.decoder
+    }
+
+    /// The rows as a batch of the decoder's schema.
+    pub fn finish(self) -> Option<RecordBatch> {
+        let arrays = self
+            .columns
+            .into_iter()
+            .zip(&self.decoder.plan.fields)
+            .map(|(c, f)| c.finish(f))
+            .collect::<Option<Vec<_>>>()?;
+        RecordBatch::try_new(self.decoder.schema.clone(), arrays).ok()
+    }
+}
+
+impl FastDecoder {
+    /// The schema of the values it decodes.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests;

@@ -310,23 +310,38 @@ impl BatchingConsumer {
                 self.last_key = Some((name, partition));
             }
         }
+        if self.shared_generation.load(Ordering::Acquire) != self.generation {
+            self.sync_assignment()?;
+        }
+        let slot = self.last_key.as_ref().expect("set above");
+        let buf = match self.buffers.get_mut(slot) {
+            Some(b) => b,
+            None => self.buffers.entry(slot.clone()).or_insert(PartitionBuffer {
+                early: self
+                    .early
+                    .get(&slot.0)
+                    .map(|(d, max)| EarlyRows::new(d.clone(), *max, 0)),
+                ..Default::default()
+            }),
+        };
+        // Decoded here, the value need not be copied (see `decode_early`).
+        let decoded = buf.early.as_mut().is_some_and(|e| e.take(value));
         let raw = RawMessage {
             partition,
             offset,
             timestamp_ms,
             key: key.map(|k| copy_into(&mut self.arena, k)),
-            value: value.map(|v| copy_into(&mut self.arena, v)),
+            value: value
+                .filter(|_| !decoded)
+                .map(|v| copy_into(&mut self.arena, v)),
             headers,
         };
-        if self.shared_generation.load(Ordering::Acquire) != self.generation {
-            self.sync_assignment()?;
-        }
-        let len = message_size(&raw);
-        let key = self.last_key.as_ref().expect("set above");
-        let buf = match self.buffers.get_mut(key) {
-            Some(b) => b,
-            None => self.buffers.entry(key.clone()).or_default(),
-        };
+        let len = message_size(&raw)
+            + if decoded {
+                value.map_or(0, <[u8]>::len)
+            } else {
+                0
+            };
         buf.messages.push(raw);
         buf.bytes += len;
         self.rows += 1;

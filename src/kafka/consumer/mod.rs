@@ -39,6 +39,7 @@ use watch::*;
 use super::admin::check_topics;
 use super::config::KafkaConfig;
 use crate::decode::RawMessage;
+use crate::decode::{EarlyRows, FastDecoder};
 use crate::error::{Error, Result};
 
 /// Where partitions without stored offsets start.
@@ -106,6 +107,18 @@ pub struct PartitionBuffer {
     pub messages: Vec<RawMessage>,
     /// Bytes of keys, values and headers.
     pub bytes: usize,
+    /// Rows of the values decoded as they were taken, when the topic's
+    /// values are (see [`BatchingConsumer::decode_early`]); those messages
+    /// are kept without their value.
+    pub early: Option<EarlyRows>,
+}
+
+impl PartitionBuffer {
+    /// What the `i`th message counts towards `max_bytes`, its value too
+    /// when that was decoded and not kept.
+    fn size_of(&self, i: usize) -> usize {
+        message_size(&self.messages[i]) + self.early.as_ref().map_or(0, |e| e.value_len(i))
+    }
 }
 
 /// A closed batch: messages per (topic, partition).
@@ -167,6 +180,8 @@ pub struct BatchingConsumer {
     /// Where consumed keys and values are copied: one allocation for many
     /// messages instead of one each (they share it, counted by reference).
     arena: BytesMut,
+    /// Topics whose values are decoded as they are taken, and how.
+    early: HashMap<String, (Arc<FastDecoder>, usize)>,
     /// Looks out for partitions nobody reads (with a sink only).
     watch: Option<GroupWatch>,
     /// Since when the cluster has been out of reach (a broker restart, a
@@ -320,6 +335,7 @@ impl BatchingConsumer {
             start_hwm: HashMap::new(),
             next: HashMap::new(),
             arena: BytesMut::new(),
+            early: HashMap::new(),
             watch,
             brokers_down: None,
             probed_at: Instant::now(),
@@ -496,6 +512,32 @@ impl BatchingConsumer {
         Ok(batch)
     }
 
+    /// Decode `topic`'s values as their messages are taken, with `decoder`
+    /// (a fast decoder and the largest value it may take): a value it takes
+    /// is not copied, and its row waits in the partition's buffer
+    /// ([`PartitionBuffer::early`]). Rows already decoded keep the schema
+    /// they were decoded with.
+    pub fn decode_early(&mut self, topic: &str, decoder: (Arc<FastDecoder>, usize)) {
+        if self
+            .early
+            .get(topic)
+            .is_some_and(|(d, max)| Arc::ptr_eq(d, &decoder.0) && *max == decoder.1)
+        {
+            return;
+        }
+        let (d, max) = &decoder;
+        for ((t, _), buf) in self.buffers.iter_mut() {
+            if t != topic {
+                continue;
+            }
+            match buf.early.as_mut() {
+                Some(e) => e.set_decoder(d.clone(), *max),
+                None => buf.early = Some(EarlyRows::new(d.clone(), *max, buf.messages.len())),
+            }
+        }
+        self.early.insert(topic.to_string(), decoder);
+    }
+
     /// Keep in the buffers what of `batch` is past `max_bytes` (at least
     /// one message stays in the batch; a partition's messages are cut after
     /// a prefix, so their order holds).
@@ -508,8 +550,8 @@ impl BatchingConsumer {
         let mut any = false;
         for (k, buf) in batch.partitions.iter_mut() {
             let mut take = 0;
-            for m in &buf.messages {
-                let size = message_size(m);
+            for i in 0..buf.messages.len() {
+                let size = buf.size_of(i);
                 if any && used + size > max {
                     break;
                 }
@@ -518,18 +560,16 @@ impl BatchingConsumer {
                 any = true;
             }
             if take < buf.messages.len() {
-                let rest = buf.messages.split_off(take);
-                let bytes: usize = rest.iter().map(message_size).sum();
+                let bytes: usize = (take..buf.messages.len()).map(|i| buf.size_of(i)).sum();
+                let rest = PartitionBuffer {
+                    messages: buf.messages.split_off(take),
+                    bytes,
+                    early: buf.early.as_mut().map(|e| e.split_off(take)),
+                };
                 buf.bytes -= bytes;
-                self.rows += rest.len();
+                self.rows += rest.messages.len();
                 self.bytes += bytes;
-                self.buffers.insert(
-                    k.clone(),
-                    PartitionBuffer {
-                        messages: rest,
-                        bytes,
-                    },
-                );
+                self.buffers.insert(k.clone(), rest);
             }
         }
         batch.partitions.retain(|_, b| !b.messages.is_empty());
