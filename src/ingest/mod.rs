@@ -438,13 +438,18 @@ impl Ingest {
                 }
             }
         }
-        // Checkpoints written beside the commits are done when it returns.
-        self.sink
+        // Checkpoints written beside the commits are done when it returns;
+        // waited for outside the sink's lock, which the group watch takes.
+        let pending = self
+            .sink
             .lock()
             .map_err(|_| Error::Kafka("sink lock poisoned".into()))?
-            .finish()?;
-        if let Some(d) = self.dead.as_mut() {
-            d.finish()?;
+            .pending();
+        if let Some(wait) = pending {
+            wait()?;
+        }
+        if let Some(wait) = self.dead.as_mut().and_then(|d| d.pending()) {
+            wait()?;
         }
         Ok(m.snapshot())
     }

@@ -68,12 +68,20 @@ pub trait Sink: Send {
         Ok(())
     }
 
-    /// Wait for the work the sink runs beside its writes (a Delta table's
-    /// checkpoint), so a run that returns has left nothing half done.
-    fn finish(&mut self) -> Result<()> {
-        Ok(())
+    /// The work the sink runs beside its writes (a Delta table's
+    /// checkpoint), handed over so a run that returns has waited for it and
+    /// left nothing half done: waited for outside any lock the sink is
+    /// under (an ingest's group watch reads the sink's offsets meanwhile).
+    /// What it would have brought the sink (a Delta table's state read
+    /// whole again) is dropped: the run is over. `None` when nothing runs.
+    fn pending(&mut self) -> Option<Pending> {
+        None
     }
 }
+
+/// Work a sink runs beside its writes, taken out of it by [`Sink::pending`]:
+/// call it to wait for the work, and get its failure.
+pub type Pending = Box<dyn FnOnce() -> Result<()> + Send>;
 
 /// Parquet writer settings for ingested rows: dictionary encoding only for
 /// string columns (hashing every value of a float column costs CPU and

@@ -31,7 +31,7 @@ use futures::StreamExt;
 use parquet::basic::Compression;
 
 use super::storage::Location;
-use super::{PartitionChunk, Sink, WriteOutcome};
+use super::{PartitionChunk, Pending, Sink, WriteOutcome};
 use crate::error::{Error, Result};
 use crate::runtime::block_on;
 
@@ -494,9 +494,7 @@ impl DeltaSink {
         let Some((at, task)) = self.upkeep.take() else {
             return Ok(());
         };
-        let whole = block_on(task).map_err(|e| {
-            Error::Delta(format!("the table upkeep of version {at} stopped: {e}"))
-        })??;
+        let whole = block_on(task).map_err(|e| upkeep_stopped(at, e))??;
         let version = self.table.version();
         if version.is_some_and(|v| v > at) && self.direct {
             // Read again since (a conflict, new columns): newer already.
@@ -785,6 +783,11 @@ async fn write_checkpoint(table: &DeltaTable) -> Result<()> {
     })
 }
 
+/// The error of an upkeep task that did not run to its end (a panic).
+fn upkeep_stopped(at: u64, e: impl std::fmt::Display) -> Error {
+    Error::Delta(format!("the table upkeep of version {at} stopped: {e}"))
+}
+
 /// An ingest's table upkeep, run beside its commits: the checkpoint of the
 /// table's version (if `checkpoint`), then the state read whole from the
 /// latest checkpoint (see [`reread`]). Both take time that grows with the
@@ -1048,8 +1051,12 @@ impl Sink for DeltaSink {
         self.add_columns(wanted)
     }
 
-    fn finish(&mut self) -> Result<()> {
-        self.collect_upkeep(true)
+    fn pending(&mut self) -> Option<Pending> {
+        let (at, task) = self.upkeep.take()?;
+        Some(Box::new(move || {
+            block_on(task).map_err(|e| upkeep_stopped(at, e))??;
+            Ok(())
+        }))
     }
 
     fn describe(&self) -> String {
@@ -1260,6 +1267,35 @@ mod tests {
     }
 
     #[test]
+    fn the_checkpoint_being_written_is_handed_over_to_be_waited_for() {
+        let (location, schema) = new_table("pending-upkeep");
+        let log = std::path::Path::new(&location.uri).join("_delta_log");
+        let mut s = sink(&location);
+        s.opts.checkpoint_interval = 3;
+        assert!(s.pending().is_none(), "nothing runs before the commits");
+        for i in 1..=3 {
+            s.write("t", vec![chunk(0, i, &schema)]).unwrap();
+        }
+        let wait = s
+            .pending()
+            .expect("the checkpoint of version 3 is being written");
+        assert!(s.upkeep.is_none());
+        // The sink answers meanwhile: no lock on it is needed for the wait.
+        assert_eq!(
+            s.stored_versions("t", &[0]).unwrap(),
+            BTreeMap::from([(0, 3)])
+        );
+        wait().unwrap();
+        assert!(log.join("00000000000000000003.checkpoint.parquet").exists());
+        // It goes on writing with the state it had.
+        s.write("t", vec![chunk(0, 4, &schema)]).unwrap();
+        assert_eq!(
+            sink(&location).stored_versions("t", &[0]).unwrap(),
+            BTreeMap::from([(0, 4)])
+        );
+    }
+
+    #[test]
     fn checkpoints_remove_the_log_files_they_make_expired() {
         let (location, schema) = new_table("log-cleanup");
         let _ = std::fs::remove_dir_all(&location.uri);
@@ -1277,8 +1313,9 @@ mod tests {
         // No checkpoint yet: commits alone remove nothing.
         assert!(log.join("00000000000000000000.json").exists());
         s.write("t", vec![chunk(0, 5, &schema)]).unwrap();
-        // Written beside the commits; a finished run has waited for it.
-        s.finish().unwrap();
+        // Written beside the commits; a sink that goes on writing takes
+        // its result at the next commit, or now when asked to wait.
+        s.collect_upkeep(true).unwrap();
         assert!(s.upkeep.is_none());
         assert!(log.join("00000000000000000005.checkpoint.parquet").exists());
         assert!(!log.join("00000000000000000000.json").exists());
