@@ -483,6 +483,44 @@ def test_new_fields_become_columns(broker: str, topic: str, tmp_path: Path) -> N
     assert (fixed.rows, fixed.dead_letters) == (400, 0)
 
 
+def test_fields_that_appear_mid_run_keep_every_row_at_its_offset(
+    broker: str, topic: str, tmp_path: Path
+) -> None:
+    """From a topic's second batch on, values are decoded as they are taken;
+    when new fields appear in the middle of a batch, the rows decoded before
+    them, the new ones and a dead letter still land each at its own offset."""
+    from confluent_kafka import Producer
+
+    create_topic(broker, topic, 1)
+    events = [json.loads(v) for _, v in kafkalake.sample("iot", 600, seed=7)]
+    p = Producer({"bootstrap.servers": broker})
+    for i, e in enumerate(events):
+        if i >= 275:  # mid-batch: batches close every 50 rows
+            e["firmware"] = f"2.{i % 4}"
+            e["complexData"]["moreData99"] = float(i)
+        p.produce(topic, b'{"broken": ' if i == 410 else json.dumps(e).encode())
+    assert p.flush(30) == 0
+    table = tmp_path / "mid_run"
+    report = kafkalake.ingest(
+        topic, table, bootstrap_servers=broker, max_rows=50, metadata_columns=True, progress=False
+    )
+    assert (report.rows, report.dead_letters) == (599, 1)
+    t = query(
+        table,
+        """SELECT "_offset", "eventId", "value", firmware, "complexData"['moreData99'] AS m
+           FROM t ORDER BY "_offset" """,
+    )
+    rows = list(zip(*(t.column(i).to_pylist() for i in range(5)), strict=True))
+    assert [r[0] for r in rows] == [i for i in range(600) if i != 410]
+    for offset, event_id, value, firmware, m in rows:
+        e = events[offset]
+        assert (event_id, value) == (e["eventId"], e["value"]), offset
+        assert (firmware, m) == (e.get("firmware"), e["complexData"].get("moreData99")), offset
+    dead = DeltaTable(str(tmp_path / "mid_run_dead_letters")).to_pyarrow_table()
+    assert dead.column("offset").to_pylist() == [410]
+    assert read_delta_both_ways(table).num_rows == 599
+
+
 def test_stored_offsets_beyond_the_log_end(broker: str, topic: str, tmp_path: Path) -> None:
     """A table that remembers offsets the topic no longer has (the topic was
     deleted and created again): a clear error, nothing written."""
