@@ -619,12 +619,16 @@ impl std::fmt::Debug for FastRows {
 
 /// Rows the column buffers of [`FastRows`] are first sized for.
 const FIRST_ROWS: usize = 1024;
+/// What a string column of [`FastRows`] first reserves at most (it is
+/// sized from the last batch's bytes per row; one huge value there must
+/// not reserve megabytes per partition here).
+const FIRST_STRING_BYTES: usize = 1 << 20;
 
 impl FastRows {
     /// No rows yet, for values of `decoder`'s schema.
     pub fn new(decoder: Arc<FastDecoder>) -> Self {
         FastRows {
-            columns: decoder.plan.columns(FIRST_ROWS, usize::MAX),
+            columns: decoder.plan.columns(FIRST_ROWS, FIRST_STRING_BYTES),
             decoder,
             rows: 0,
             scratch: Vec::new(),

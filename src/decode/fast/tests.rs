@@ -342,6 +342,20 @@ fn digits_eight_at_a_time() {
 }
 
 #[test]
+fn rows_taken_one_at_a_time_reserve_little_after_a_batch_of_huge_strings() {
+    let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true)]));
+    let d = Arc::new(FastDecoder::new(schema, false).unwrap());
+    // The last batch had a megabyte per row.
+    let huge = format!(r#"{{"s":"{}"}}"#, "x".repeat(1 << 20));
+    assert!(d.decode(&[huge.as_bytes()]).is_some());
+    let rows = FastRows::new(d);
+    match &rows.columns[0] {
+        Column::Utf8 { data, .. } => assert!(data.capacity() <= 1 << 20, "{}", data.capacity()),
+        _ => panic!("a string column"),
+    }
+}
+
+#[test]
 fn schemas_it_does_not_cover_are_left_to_arrow_json() {
     for t in [
         DataType::Binary,
